@@ -1,0 +1,77 @@
+# mmsbridge: the two commands are `make run` and `make test`; everything they need is set up here.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+# The SAM CLI's own tools run with the project's Python 3.13 first on PATH (sam build needs python3.13).
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+# pip's configured extra indexes print one warning per package; keep the output readable.
+PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+# Python 3.13: $(PYTHON) if given, else python3.13 on PATH, else the newest pyenv 3.13.x.
+PYTHON313 = $(shell \
+	for c in "$(PYTHON)" "$$(command -v python3.13)" \
+	         $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r); do \
+	  [ -n "$$c" ] && [ -x "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+	    2>/dev/null && { echo "$$c"; break; }; \
+	done)
+
+.PHONY: help setup run test lint format template-check bench clean
+
+help:
+	@echo "make run    the whole pipeline locally (moto + the real handlers), endpoints in .local/endpoints.json"
+	@echo "make test   lint, template checks (cfn-lint, sam validate --lint, sam build) and the test suite"
+	@echo "make bench  the benchmarks, each with its baseline measured in the same run"
+
+$(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
+	@py="$(PYTHON313)"; if [ -z "$$py" ]; then \
+	  echo "mmsbridge needs Python 3.13 (the Lambda runtime's version) and found none." >&2; \
+	  echo "  with pyenv:  pyenv install 3.13   (then run make again)" >&2; \
+	  echo "  or point at one:  make PYTHON=/path/to/python3.13 ..." >&2; exit 1; fi; \
+	echo "setting up $(VENV) with $$py"; \
+	rm -rf $(VENV); "$$py" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
+	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+	@# The shared layer's package and the local stack import as they do on Lambda: from the path.
+	echo "$(CURDIR)/layers/mmsbridge" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/mmsbridge-dev.pth"
+	echo "$(CURDIR)" >> "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/mmsbridge-dev.pth"
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt $(VENV)/.installed
+	@echo "setting up $(SAM_VENV) (the SAM CLI pins its own boto3)"
+	rm -rf $(SAM_VENV); $(PY) -c 'import sys; print(sys._base_executable)' | xargs -I{} {} -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt 2>&1 | $(PIP_QUIET)
+	touch $@
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m local run
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+template-check: setup
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+	$(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cache-dir .aws-sam/cache
+
+test: setup lint template-check
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .aws-sam .local bench/out

@@ -1,0 +1,57 @@
+"""Ingest: API Gateway (REST) -> raw bytes to S3 and SQS -> 200, or 503 so the provider retries."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mmsbridge import aws, ingest
+from mmsbridge.archive import Archive
+from mmsbridge.queues import Queue
+from mmsbridge.store import store_postback
+
+SETTINGS = ingest.IngestSettings.from_env(os.environ)
+ARCHIVE = Archive(aws.client("s3"), os.environ["ARCHIVE_BUCKET"])
+QUEUE = Queue(aws.client("sqs"), os.environ["POSTBACK_QUEUE_URL"])
+EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    received = ingest.admit(event, SETTINGS, datetime.now(UTC))
+    if isinstance(received, ingest.Refusal):
+        metrics.add_metric(name=received.metric_name, unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "postback refused", extra={"outcome": received.name.lower(), "status": received.status}
+        )
+        return ingest.refusal_response(received)
+
+    logger.set_correlation_id(received.sha256)
+    result = store_postback(
+        received, archive=ARCHIVE, queue=QUEUE, prefix=SETTINGS.archive_prefix, executor=EXECUTOR
+    )
+    facts = {"size": len(received.body), "source_ip": received.source_ip, "key": result.key}
+    if not result.durable:
+        metrics.add_metric(name="StoreFailed", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "postback not stored",
+            extra={
+                **facts,
+                "outcome": "unavailable",
+                "status": 503,
+                "archived": result.archived,
+                "enqueued": result.enqueued,
+                "errors": result.errors,
+            },
+        )
+        return ingest.unavailable_response()
+    metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+    logger.info("postback accepted", extra={**facts, "outcome": "accepted", "status": 200})
+    return ingest.accepted_response(received)

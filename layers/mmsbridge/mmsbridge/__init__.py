@@ -1,0 +1,1 @@
+"""mmsbridge: the domain code shared by the ingest, consumer and sender functions."""

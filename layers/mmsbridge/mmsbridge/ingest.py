@@ -1,0 +1,171 @@
+"""The ingest decision, pure: who may post, what body is admitted, where its bytes are archived.
+
+The ingest never parses XML and never refuses an admitted body for its content: a malformed postback is
+stored like any other, for the consumer to quarantine. Refusals happen before anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_METADATA_VALUE_LIMIT = 256
+
+
+class Refusal(Enum):
+    """Why a request was refused, with the HTTP answer it gets. Nothing is stored for any of them."""
+
+    ADDRESS = (403, "Forbidden")
+    TOKEN = (403, "Forbidden")  # same answer as ADDRESS: a refused caller learns nothing
+    EMPTY_BODY = (400, "Empty body")
+    BAD_ENCODING = (400, "Body is not valid base64")
+    TOO_LARGE = (413, "Body too large")
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    @property
+    def message(self) -> str:
+        return self.value[1]
+
+    @property
+    def metric_name(self) -> str:
+        return "Refused" + "".join(part.title() for part in self.name.split("_"))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    allowed_networks: tuple[Network, ...]
+    token: bytes | None
+    max_body_bytes: int
+    archive_prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
+        """Read the settings the template passes as environment variables. Fails loudly on bad values."""
+        cidrs = [c.strip() for c in env.get("ALLOWED_SOURCE_CIDRS", "").split(",") if c.strip()]
+        networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        token = env.get("POSTBACK_TOKEN", "")
+        max_body = int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        if max_body <= 0:
+            raise ValueError("MAX_BODY_BYTES must be positive")
+        return cls(
+            allowed_networks=networks,
+            token=token.encode() if token else None,
+            max_body_bytes=max_body,
+            archive_prefix=env.get("ARCHIVE_PREFIX", "raw/"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPostback:
+    """An admitted request: the exact bytes received and the facts about their arrival."""
+
+    body: bytes
+    sha256: str
+    source_ip: str
+    request_id: str
+    content_type: str
+    received_at: datetime
+
+    def archive_key(self, prefix: str) -> str:
+        """Content-addressed: a provider retry of the same postback lands on the same key."""
+        return f"{prefix}{self.sha256}.xml"
+
+    def archive_metadata(self) -> dict[str, str]:
+        return {
+            "received-at": self.received_at.isoformat(),
+            "source-ip": self.source_ip,
+            "request-id": self.request_id,
+            "content-type": self.content_type,
+            "sha256": self.sha256,
+        }
+
+
+def admit(event: Mapping[str, Any], settings: IngestSettings, now: datetime) -> ReceivedPostback | Refusal:
+    """Decide on an API Gateway REST proxy event: the admitted postback, or why it is refused."""
+    context = event.get("requestContext") or {}
+    source_ip = str((context.get("identity") or {}).get("sourceIp") or "")
+    if not _address_allowed(source_ip, settings.allowed_networks):
+        return Refusal.ADDRESS
+    if settings.token is not None:
+        given = ((event.get("pathParameters") or {}).get("token") or "").encode()
+        if not hmac.compare_digest(given, settings.token):
+            return Refusal.TOKEN
+    raw = event.get("body") or ""
+    # A base64 text is 4/3 of its bytes: refuse an oversized body before decoding it.
+    encoded = bool(event.get("isBase64Encoded"))
+    if encoded and len(raw) > (settings.max_body_bytes + 2) // 3 * 4:
+        return Refusal.TOO_LARGE
+    try:
+        body = base64.b64decode(raw, validate=True) if encoded else raw.encode("utf-8")
+    except (binascii.Error, ValueError):
+        return Refusal.BAD_ENCODING
+    if not body:
+        return Refusal.EMPTY_BODY
+    if len(body) > settings.max_body_bytes:
+        return Refusal.TOO_LARGE
+    return ReceivedPostback(
+        body=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+        source_ip=source_ip,
+        request_id=_metadata_safe(str(context.get("requestId") or "")),
+        content_type=_metadata_safe(_header(event, "content-type")),
+        received_at=now,
+    )
+
+
+def _address_allowed(source_ip: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _header(event: Mapping[str, Any], name: str) -> str:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value or "")
+    return ""
+
+
+def _metadata_safe(value: str) -> str:
+    """S3 metadata travels in HTTP headers: printable ASCII only, bounded length."""
+    cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in value)
+    return cleaned[:_METADATA_VALUE_LIMIT]
+
+
+def http_response(status: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An API Gateway proxy response with a small JSON body."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(payload, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def refusal_response(refusal: Refusal) -> dict[str, Any]:
+    return http_response(refusal.status, {"message": refusal.message})
+
+
+def accepted_response(postback: ReceivedPostback) -> dict[str, Any]:
+    return http_response(200, {"status": "accepted", "sha256": postback.sha256})
+
+
+def unavailable_response() -> dict[str, Any]:
+    return http_response(503, {"message": "Temporarily unavailable; retry"})
