@@ -13,7 +13,7 @@ from types import TracebackType
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto accepts any credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
@@ -53,7 +53,7 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto server exited early with code {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.1)
@@ -63,7 +63,7 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every resource (moto's own reset endpoint)."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5):
             pass
 
     def stop(self) -> None:

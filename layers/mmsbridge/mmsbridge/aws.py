@@ -8,8 +8,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Bounded so that a slow AWS call surfaces as an error well inside the caller's own deadline.
-FAST = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+# Bounded so that a slow AWS call surfaces as an error inside the caller's own deadline: at most three
+# attempts of at most 1 s to connect and 2 s to answer (the ingest must answer the provider within 10 s).
+FAST = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 def client(service: str, config: Config = FAST) -> Any:

@@ -1,0 +1,137 @@
+"""Real HTTP against the running local stack: postbacks stored byte for byte, strangers refused."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import signal
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from mmsbridge import envelope
+from tests.conftest import SAMPLES
+from tests.e2e.conftest import start_local_stack
+
+pytestmark = pytest.mark.e2e
+
+
+def post(
+    url: str, body: bytes, *, source: str = "127.0.0.1", method: str = "POST", headers=None, chunked=False
+):
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=15, source_address=(source, 0)
+    )
+    try:
+        connection.request(
+            method,
+            parts.path,
+            body=iter([body]) if chunked else body,
+            headers=headers or {"Content-Type": "text/xml; charset=utf-8"},
+            encode_chunked=chunked,
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def queued_keys(local_aws, endpoints) -> list[str]:
+    url = endpoints["queues"]["PostbackQueue"]
+    keys = []
+    while True:
+        batch = local_aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return keys
+        keys += [envelope.decode(m["Body"]).key for m in batch]
+
+
+def stored(local_aws, endpoints, body: bytes) -> bytes | None:
+    bucket = endpoints["buckets"]["ArchiveBucket"]
+    key = f"raw/{hashlib.sha256(body).hexdigest()}.xml"
+    try:
+        return local_aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
+    except local_aws["s3"].exceptions.NoSuchKey:
+        return None
+
+
+def test_endpoints_file_names_the_live_stack(endpoints):
+    assert endpoints["postback_url"].startswith("http://127.0.0.1:")
+    assert endpoints["aws_endpoint_url"].startswith("http://127.0.0.1:")
+    assert set(endpoints["queues"]) >= {"PostbackQueue", "PostbackDLQ"}
+    assert "ArchiveBucket" in endpoints["buckets"]
+    assert "POST /postback" in endpoints["routes"]
+
+
+def test_every_sample_postback_is_stored_byte_for_byte(endpoints, local_aws):
+    samples = sorted((SAMPLES / "postbacks").rglob("*.xml"))
+    assert len(samples) >= 30
+    for path in samples:
+        body = path.read_bytes()
+        status, answer = post(endpoints["postback_url"], body)
+        assert status == 200, (path.name, answer)
+        assert json.loads(answer)["sha256"] == hashlib.sha256(body).hexdigest()
+        assert stored(local_aws, endpoints, body) == body
+    keys = queued_keys(local_aws, endpoints)
+    assert {f"raw/{hashlib.sha256(p.read_bytes()).hexdigest()}.xml" for p in samples} <= set(keys)
+
+
+def test_chunked_body_is_stored_whole(endpoints, local_aws):
+    body = b"<POSTBACK><ORIGIN>SMS_MO</ORIGIN><CODE>N211</CODE><TEXT>chunked</TEXT></POSTBACK>"
+    status, _ = post(endpoints["postback_url"], body, chunked=True)
+    assert status == 200
+    assert stored(local_aws, endpoints, body) == body
+
+
+def test_a_second_loopback_address_is_refused_and_nothing_stored(endpoints, local_aws):
+    body = b"<POSTBACK><ORIGIN>SMS_MO</ORIGIN><CODE>N211</CODE><TEXT>from a stranger</TEXT></POSTBACK>"
+    status, answer = post(endpoints["postback_url"], body, source="127.0.0.2")
+    assert (status, json.loads(answer)) == (403, {"message": "Forbidden"})
+    assert stored(local_aws, endpoints, body) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status"),
+    [
+        ("POST", b"", 400),
+        ("POST", b"x" * (1024 * 1024 + 1), 413),
+        ("GET", b"", 403),
+        ("PUT", b"<x/>", 403),
+        ("DELETE", b"", 403),
+    ],
+)
+def test_refusals_over_http(endpoints, local_aws, method, body, status):
+    got, _ = post(endpoints["postback_url"], body, method=method)
+    assert got == status
+    if body:
+        assert stored(local_aws, endpoints, body) is None
+
+
+def test_unknown_path_is_refused_like_api_gateway(endpoints):
+    status, answer = post(endpoints["api_url"] + "/elsewhere", b"<x/>")
+    assert (status, json.loads(answer)) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_refused_requests_are_logged_with_the_peer_address(local_stack_process, endpoints):
+    post(endpoints["postback_url"], b"<x/>", source="127.0.0.2")
+    log = (local_stack_process["workdir"] / "stack.log").read_text()
+    assert 'gateway 127.0.0.2 "POST /postback" 403' in log
+
+
+def test_ctrl_c_stops_cleanly_and_removes_the_endpoints_file(tmp_path):
+    started = start_local_stack(tmp_path)  # a stack of its own: the shared one serves other tests
+    try:
+        process = started["process"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert not started["endpoints_file"].exists()
+        for url in (started["endpoints"]["postback_url"], started["endpoints"]["aws_endpoint_url"]):
+            parts = urlsplit(url)
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+    finally:
+        started["process"].kill()
+        started["log"].close()
