@@ -13,8 +13,9 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def encode(body):
-    return envelope.encode(key="raw/k.xml", sha256="ab" * 32, body=body, received_at=NOW,
-                           source_ip="127.0.0.1", request_id="r1")
+    return envelope.encode(
+        key="raw/k.xml", sha256="ab" * 32, body=body, received_at=NOW, source_ip="127.0.0.1", request_id="r1"
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -45,8 +46,16 @@ def test_large_body_travels_by_reference_and_fits_the_queue_limit():
 
 @pytest.mark.parametrize(
     "message",
-    ["", "null", "[]", '{"v": 2}', '{"v": 1}', '{"v":1,"key":"k","sha256":"s","size":"x","received_at":"t"}',
-     '{"v":1,"key":"k","sha256":"s","size":1,"received_at":"t","body_b64":"***"}', "\x00"],
+    [
+        "",
+        "null",
+        "[]",
+        '{"v": 2}',
+        '{"v": 1}',
+        '{"v":1,"key":"k","sha256":"s","size":"x","received_at":"t"}',
+        '{"v":1,"key":"k","sha256":"s","size":1,"received_at":"t","body_b64":"***"}',
+        "\x00",
+    ],
 )
 def test_malformed_messages_raise_envelope_error(message):
     with pytest.raises(envelope.EnvelopeError):

@@ -136,7 +136,9 @@ def test_invalid_base64_is_refused():
 
 
 def test_hostile_header_values_become_safe_metadata():
-    received = admit(event(headers={"content-type": "text/xml\r\nX-Evil: 1 ✓" + "a" * 500}), make_settings(), NOW)
+    received = admit(
+        event(headers={"content-type": "text/xml\r\nX-Evil: 1 ✓" + "a" * 500}), make_settings(), NOW
+    )
     metadata = received.archive_metadata()
     assert all(" " <= ch <= "~" for value in metadata.values() for ch in value)
     assert len(metadata["content-type"]) <= 256
