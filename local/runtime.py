@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_ENVIRON_LOCK = threading.Lock()
+_ENVIRON_LOCK = threading.RLock()
 
 
 @contextmanager
