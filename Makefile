@@ -11,7 +11,7 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 # pip's configured extra indexes print one warning per package; keep the output readable.
-PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # Python 3.13: $(PYTHON) if given, else python3.13 on PATH, else the newest pyenv 3.13.x.
 PYTHON313 = $(shell \
@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
 
 $(SAM_VENV)/.installed: requirements-sam.txt $(VENV)/.installed
 	@echo "setting up $(SAM_VENV) (the SAM CLI pins its own boto3)"
-	rm -rf $(SAM_VENV); $(PY) -c 'import sys; print(sys._base_executable)' | xargs -I{} {} -m venv $(SAM_VENV)
+	rm -rf $(SAM_VENV); "$$($(PY) -c 'import sys; print(sys._base_executable)')" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt 2>&1 | $(PIP_QUIET)
 	touch $@
