@@ -57,9 +57,8 @@ def drain(sqs, url: str) -> list[dict]:
         if not batch:
             return messages
         messages.extend(batch)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
 
 def object_keys(s3, bucket: str) -> set[str]:
