@@ -1,0 +1,99 @@
+"""The consumer's work on one SQS batch: decode, parse, plan the writes, apply them in one pass.
+
+A record that can never succeed (not an envelope, not a postback) is quarantined and acknowledged, so it
+does not cycle to the DLQ; a record whose bytes cannot be read now, or whose writes failed, is reported
+failed and comes back. Everything else is acknowledged only once its writes are in the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mmsbridge import envelope
+from mmsbridge.postback import PostbackError, parse_postback
+from mmsbridge.state_table import StateTable
+from mmsbridge.state_writes import Received, Rejected, plan_batch
+
+
+@dataclass
+class BatchOutcome:
+    failed: set[str] = field(default_factory=set)
+    applied: int = 0
+    quarantined: list[Rejected] = field(default_factory=list)
+    late_or_duplicate: int = 0
+    errors: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # E999 and the like: an operator should look
+
+
+def _received_at(value: str, fallback: datetime) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return fallback
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def consume(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    table: StateTable,
+    fetch: Callable[[str], bytes],
+    retention_days: int = 0,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    """Apply one batch of postback-queue records; returns which record ids failed."""
+    now = now or datetime.now(UTC)
+    outcome = BatchOutcome()
+    received: list[Received] = []
+    rejected: list[Rejected] = []
+    for record in records:
+        record_id = str(record["messageId"])
+        message = str(record.get("body") or "")
+        try:
+            queued = envelope.decode(message)
+        except envelope.EnvelopeError as error:
+            digest = hashlib.sha256(message.encode("utf-8", "surrogatepass")).hexdigest()
+            rejected.append(Rejected(record_id, digest, None, "not-an-envelope", str(error), now))
+            continue
+        received_at = _received_at(queued.received_at, now)
+        body = queued.body
+        if body is None:
+            try:
+                body = fetch(queued.key)
+            except Exception as error:  # the object should be there (archived before enqueueing): retry
+                outcome.failed.add(record_id)
+                outcome.errors.append(f"{record_id}: reading {queued.key}: {type(error).__name__}: {error}")
+                continue
+        if hashlib.sha256(body).hexdigest() != queued.sha256:
+            rejected.append(
+                Rejected(
+                    record_id,
+                    queued.sha256,
+                    queued.key,
+                    "hash-mismatch",
+                    "the bytes do not match the SHA-256 taken on receipt",
+                    received_at,
+                )
+            )
+            continue
+        try:
+            postback = parse_postback(body, received_at=received_at)
+        except PostbackError as error:
+            detail = f"{error} ({', '.join(error.detail)})" if error.detail else str(error)
+            rejected.append(Rejected(record_id, queued.sha256, queued.key, error.reason, detail, received_at))
+            continue
+        if postback.alert:
+            outcome.alerts.append(f"{postback.origin} {postback.code} {postback.correlation_id}")
+        received.append(Received(record_id, postback, queued.key, queued.sha256, received_at))
+
+    result = table.apply(plan_batch(received, rejected, retention_days=retention_days))
+    outcome.failed |= result.failed_records
+    outcome.errors += result.errors
+    outcome.late_or_duplicate = result.conditions_failed
+    outcome.applied = sum(1 for r in received if r.record_id not in outcome.failed)
+    outcome.quarantined = [r for r in rejected if r.record_id not in outcome.failed]
+    return outcome
