@@ -14,7 +14,8 @@ from mmsbridge.consumer import consume
 from mmsbridge.state_table import StateTable
 
 TABLE = StateTable(aws.client("dynamodb"), os.environ["STATE_TABLE"])
-ARCHIVE = Archive(aws.client("s3"), os.environ["ARCHIVE_BUCKET"])
+# Bodies over 190 KiB travel by S3 key only; genuine postbacks never do, so the client waits until needed.
+ARCHIVE = Archive(aws.LazyClient("s3"), os.environ["ARCHIVE_BUCKET"])
 RETENTION_DAYS = int(os.environ.get("HISTORY_RETENTION_DAYS", "0"))
 
 logger = Logger()
@@ -25,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    # The batch is applied in one pass (one transaction per batch); BatchProcessor then reports each
+    # The batch is applied in one pass (one BatchWriteItem per 25 items); BatchProcessor then reports each
     # record's outcome, so only the failed ones come back.
     outcome = consume(event.get("Records", []), table=TABLE, fetch=ARCHIVE.get, retention_days=RETENTION_DAYS)
     for rejected in outcome.quarantined:
@@ -47,7 +48,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         )
     metrics.add_metric(name="PostbacksApplied", unit=MetricUnit.Count, value=outcome.applied)
     metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=len(outcome.quarantined))
-    metrics.add_metric(name="LateOrDuplicate", unit=MetricUnit.Count, value=outcome.late_or_duplicate)
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(outcome.failed))
     metrics.add_metric(name="ProviderAlerts", unit=MetricUnit.Count, value=len(outcome.alerts))
 

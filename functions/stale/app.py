@@ -22,7 +22,7 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cutoff = iso(datetime.now(UTC) - STALE_AFTER)
-    stale = [item["tracking_id"] for item in TABLE.open_messages(older_than=cutoff)]
+    stale = [item["tracking_id"] for item in TABLE.open_messages(older_than=cutoff, close_final=True)]
     metrics.add_metric(name="StaleMessages", unit=MetricUnit.Count, value=len(stale))
     logger.info("stale messages counted", extra={"stale": len(stale), "cutoff": cutoff, "sample": stale[:20]})
     return {"stale": len(stale), "cutoff": cutoff}

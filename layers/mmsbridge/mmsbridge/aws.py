@@ -16,3 +16,17 @@ FAST = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "t
 def client(service: str, config: Config = FAST) -> Any:
     """A client for `service` with bounded timeouts and standard retries."""
     return boto3.client(service, config=config)
+
+
+class LazyClient:
+    """A client created on first use: for a path most invocations never take (it keeps cold starts short)."""
+
+    def __init__(self, service: str, config: Config = FAST) -> None:
+        self._service = service
+        self._config = config
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = client(self._service, self._config)
+        return getattr(self._client, name)

@@ -24,7 +24,7 @@ class BatchOutcome:
     failed: set[str] = field(default_factory=set)
     applied: int = 0
     quarantined: list[Rejected] = field(default_factory=list)
-    late_or_duplicate: int = 0
+    calls: int = 0
     errors: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)  # E999 and the like: an operator should look
 
@@ -93,7 +93,7 @@ def consume(
     result = table.apply(plan_batch(received, rejected, retention_days=retention_days))
     outcome.failed |= result.failed_records
     outcome.errors += result.errors
-    outcome.late_or_duplicate = result.conditions_failed
+    outcome.calls = result.calls
     outcome.applied = sum(1 for r in received if r.record_id not in outcome.failed)
     outcome.quarantined = [r for r in rejected if r.record_id not in outcome.failed]
     return outcome

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mmsbridge.state_writes import OPEN_SHARDS, STATE_SK, Write
+from mmsbridge.state_writes import OPEN_SHARDS, Plan
 
-TRANSACTION_LIMIT = 100
-_MAX_ROUNDS = 4  # each round drops or replaces at least one write whose condition failed
+BATCH_LIMIT = 25  # BatchWriteItem's maximum
+_UNPROCESSED_RETRIES = 4
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -29,67 +30,69 @@ def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
 class ApplyResult:
     failed_records: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
-    conditions_failed: int = 0  # late events and duplicates: expected, counted for metrics
-    transactions: int = 0
+    calls: int = 0
+    already_quarantined: int = 0
 
 
 class StateTable:
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    def __init__(
+        self, dynamodb: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._dynamodb = dynamodb
         self.name = table_name
+        self._sleep = sleep
 
     # -- writing ------------------------------------------------------------------------------------
-    def apply(self, writes: list[Write]) -> ApplyResult:
-        """Apply the writes, in transactions of up to 100 items. A write whose condition fails is replaced
-        by its fallback (or dropped) and the rest is retried; any other failure fails the transaction's
-        records, which come back through the queue (every write is idempotent)."""
+    def apply(self, plan: Plan) -> ApplyResult:
+        """Write the plan: puts in BatchWriteItem calls of 25, unprocessed items retried with backoff. An item
+        that still fails (or a call that raises) fails only the records that needed it; they come back
+        through the queue, and writing their items again changes nothing."""
         result = ApplyResult()
-        for start in range(0, len(writes), TRANSACTION_LIMIT):
-            self._apply_chunk(writes[start : start + TRANSACTION_LIMIT], result)
+        keys = list(plan.puts)
+        for start in range(0, len(keys), BATCH_LIMIT):
+            chunk = keys[start : start + BATCH_LIMIT]
+            for key in self._put_batch([plan.puts[k] for k in chunk], chunk, result):
+                result.failed_records |= plan.owners[key]
+        for item, record_id in plan.quarantine:
+            self._quarantine(item, record_id, result)
         return result
 
-    def _apply_chunk(self, chunk: list[Write], result: ApplyResult) -> None:
-        records = set().union(*(w.records for w in chunk)) if chunk else set()
-        for _ in range(_MAX_ROUNDS):
-            if not chunk:
-                return
+    def _put_batch(
+        self, items: list[dict[str, Any]], keys: list[tuple[str, str]], result: ApplyResult
+    ) -> list[tuple[str, str]]:
+        """Returns the keys that were not written."""
+        requests = [{"PutRequest": {"Item": _to_dynamo(item)}} for item in items]
+        for attempt in range(_UNPROCESSED_RETRIES + 1):
             try:
-                result.transactions += 1
-                self._dynamodb.transact_write_items(TransactItems=[self._transact_item(w) for w in chunk])
-                return
+                result.calls += 1
+                response = self._dynamodb.batch_write_item(RequestItems={self.name: requests})
             except ClientError as error:
-                reasons = error.response.get("CancellationReasons") or []
-                codes = [reason.get("Code", "None") for reason in reasons]
-                if not codes or any(code not in ("None", "ConditionalCheckFailed") for code in codes):
-                    result.failed_records |= records
-                    result.errors.append(f"{error.response['Error'].get('Code')}: {codes or error}")
-                    return
-                survivors = []
-                for write, code in zip(chunk, codes, strict=True):
-                    if code != "ConditionalCheckFailed":
-                        survivors.append(write)
-                        continue
-                    result.conditions_failed += 1
-                    if write.fallback is not None:
-                        survivors.append(write.fallback)
-                chunk = survivors
-        result.failed_records |= records
-        result.errors.append("conditions kept failing after retries")
+                result.errors.append(f"BatchWriteItem: {error}")
+                return keys
+            requests = response.get("UnprocessedItems", {}).get(self.name, [])
+            if not requests:
+                return []
+            if attempt < _UNPROCESSED_RETRIES:
+                self._sleep(min(1.0, 0.05 * 2**attempt))
+        unwritten = {
+            (from_dynamo(r["PutRequest"]["Item"])["pk"], from_dynamo(r["PutRequest"]["Item"])["sk"])
+            for r in requests
+        }
+        result.errors.append(f"BatchWriteItem: {len(unwritten)} items still unprocessed after retries")
+        return [key for key in keys if key in unwritten]
 
-    def _transact_item(self, write: Write) -> dict[str, Any]:
-        if write.item is not None:
-            body: dict[str, Any] = {"TableName": self.name, "Item": _to_dynamo(write.item)}
-            action = "Put"
-        else:
-            body = {"TableName": self.name, "Key": _to_dynamo(write.key), "UpdateExpression": write.update}
-            action = "Update"
-        if write.condition:
-            body["ConditionExpression"] = write.condition
-        if write.names:
-            body["ExpressionAttributeNames"] = write.names
-        if write.values:
-            body["ExpressionAttributeValues"] = _to_dynamo(write.values)
-        return {action: body}
+    def _quarantine(self, item: dict[str, Any], record_id: str, result: ApplyResult) -> None:
+        try:
+            result.calls += 1
+            self._dynamodb.put_item(
+                TableName=self.name, Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            if error.response["Error"].get("Code") == "ConditionalCheckFailedException":
+                result.already_quarantined += 1  # seen before: its first sighting stands
+                return
+            result.failed_records.add(record_id)
+            result.errors.append(f"quarantine: {error}")
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -141,21 +144,87 @@ class StateTable:
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def message(self, tracking_id: str) -> dict[str, Any] | None:
-        """A message's current state, with `conflict` set when two different final reports arrived."""
-        item = self.get(f"MSG#{tracking_id}", STATE_SK)
-        if item is not None:
-            item["conflict"] = len(item.get("terminal_codes") or ()) > 1
-        return item
+        """A message as one view: the state (its highest-ranked marker), `conflict` when two different final
+        reports arrived, the facts its events carry (first in provider-time order), the sender's record,
+        and the history in provider-time order. None when nothing is known about it."""
+        items = list(self.query(f"MSG#{tracking_id}"))
+        if not items:
+            return None
+        markers = sorted(
+            (i for i in items if i["sk"].startswith("RANK#")), key=lambda i: (-i["rank"], i["code"])
+        )
+        history = [i for i in items if i["sk"].startswith("EVT#")]
+        request = next((i for i in items if i["sk"] == "REQUEST"), None)
+        view: dict[str, Any] = {
+            "tracking_id": tracking_id,
+            "state": None,
+            "state_code": None,
+            "history": history,
+        }
+        if markers:
+            top = markers[0]
+            view.update(
+                state=top["state"],
+                state_code=top["code"],
+                state_at=top["at"],
+                rank=int(top["rank"]),
+                state_raw_key=top["raw_key"],
+            )
+        final_codes = sorted({m["code"] for m in markers if int(m["rank"]) >= 2})
+        view["final_codes"] = final_codes
+        view["conflict"] = len(final_codes) > 1
+        sent = next((m for m in markers if m["state"] == "SENT"), None)
+        if sent is not None and sent["at"] != "~":
+            view["sent_at"] = sent["at"]
+        view["failure_reason"] = next((m["failure_reason"] for m in markers if m.get("failure_reason")), None)
+        view["via_link"] = any(m.get("via_link") for m in markers)
+        for name, attribute in _FACTS.items():
+            view[attribute] = next((e["fields"].get(name) for e in history if e["fields"].get(name)), None)
+        if request is not None:
+            view["request"] = request
+        return view
 
     def history(self, pk: str) -> list[dict[str, Any]]:
         """Events in provider-time order (undated ones last), whatever order they arrived in."""
         return list(self.query(pk, sk_prefix="EVT#"))
 
-    def open_messages(self, older_than: str) -> Iterator[dict[str, Any]]:
-        """Messages with no final state whose first sighting is before `older_than` (ISO, UTC)."""
-        for shard in range(OPEN_SHARDS):
-            yield from self.query(f"OPEN#{shard}", index="gsi1", sk_between=("0", older_than))
+    def current(self, pk: str, prefix: str) -> dict[str, Any] | None:
+        """The newest (highest-sorting) item under a prefix: a template's or subscription's state."""
+        return next(self.query(pk, sk_prefix=prefix, forward=False, limit=1), None)
+
+    def template(self, mms_id: str) -> dict[str, Any] | None:
+        return self.current(f"TPL#{mms_id}", "RANK#")
+
+    def suppression(self, mobile: str) -> dict[str, Any] | None:
+        return self.current(f"SUPPRESS#{mobile}", "AT#")
 
     def suppressed(self, mobile: str) -> bool:
-        item = self.get(f"SUPPRESS#{mobile}", STATE_SK)
-        return bool(item and item.get("suppressed"))
+        latest = self.suppression(mobile)
+        return bool(latest and latest.get("suppressed"))
+
+    def open_messages(self, older_than: str, *, close_final: bool = False) -> Iterator[dict[str, Any]]:
+        """Messages with no final state whose SENT/SUBMITTED time is before `older_than` (ISO, UTC).
+        With `close_final`, markers of messages that have since reached a final state leave the index."""
+        for shard in range(OPEN_SHARDS):
+            for marker in self.query(f"OPEN#{shard}", index="gsi1", sk_between=("0", older_than)):
+                top = self.current(marker["pk"], "RANK#")
+                if top is not None and int(top["rank"]) >= 2:
+                    if close_final:
+                        self._dynamodb.update_item(
+                            TableName=self.name,
+                            Key=_to_dynamo({"pk": marker["pk"], "sk": marker["sk"]}),
+                            UpdateExpression="REMOVE gsi1pk, gsi1sk",
+                        )
+                    continue
+                yield marker
+
+
+_FACTS = {
+    "SENTAS": "sent_as",
+    "SPID": "carrier",
+    "HANDSET": "handset",
+    "AGGREGATORID": "aggregator_id",
+    "MMSID": "mms_id",
+    "TO": "to",
+    "FROM": "from",
+}

@@ -1,46 +1,45 @@
-"""From parsed postbacks to DynamoDB writes, pure: the single-table model and its order-safe updates.
+"""From parsed postbacks to DynamoDB items, pure: the single-table model.
 
-Every write is idempotent and order-independent by construction, so a batch can be applied as one
-transaction and re-applied after any failure:
-
-- history and inbound items have deterministic keys (from the postback's semantic key) and are put only
-  if absent: a duplicate adds nothing;
-- a state (message, template, subscription, suppression) moves only up its ranking, by a conditional
-  update; when the condition fails (a late, lower-ranked event) the same update without the state part
-  still fills in facts that are missing (`if_not_exists`), which are the same whatever the order;
-- all events of one batch that touch the same item are merged into one write first (a transaction may
-  not touch an item twice).
+Every item is a pure function of the postback it records, under a key derived from the postback's semantic
+key, so writing it again changes nothing, and a whole batch goes out as plain puts (BatchWriteItem, 25 at
+a time): one call per batch, not one per record. State is order-independent by construction: each
+state-changing event writes a *rank marker* (`RANK#<rank>#<code>`) next to the history, and a message's
+current state is its highest-ranked marker, the first item of one reverse Query. A late, lower-ranked
+event only adds its own marker and history item; a second, different final report is a second final
+marker: the conflict is visible, nothing is overwritten. Facts (send time, SENTAS, carrier) are read from
+the history, so a late event still fills in what was missing.
 
 Keys (pk / sk):
-  MSG#<trackingid>          STATE                    message state, facts, terminal codes, sender fields
-  MSG#<trackingid>          EVT#<utc>#<code>#<key>   one history item per distinct event
-  TPL#<mmsid>               STATE / EVT#...          template encoding state and history
-  IN#<origin>#<id>          MSG                      inbound SMS / MMS (gsi1: TO#<to>, gsi2: FROM#<from>)
-  SUB#<mobile>              CAMPAIGN#<id> / EVT#...  subscription state per campaign, and history
-  EMAILSUB#<email>          CAMPAIGN#<id> / EVT#...  e-mail subscription state, and history
-  SUPPRESS#<mobile>         STATE                    opted out (N302 or inbound STOP), unless a later N301
-  PASS#<id>                 EVT#...                  wallet-pass events
-  OTHER#<origin>#<id>       EVT#...                  unrecognised ORIGIN/CODE, kept with all fields
-  QUARANTINE#<sha256>       Q                        a body that cannot be applied (gsi1: QUARANTINE)
-Open (not yet final) messages are on gsi1 under OPEN#<shard>, sorted by first-seen time.
+  MSG#<trackingid>     RANK#<rank>#<code>             state marker (SENT/SUBMITTED ones on the open index)
+  MSG#<trackingid>     EVT#<utc>#<code>#<key>         one history item per distinct event
+  MSG#<trackingid>     REQUEST                        the sender's record of the request (issue: sender)
+  TPL#<mmsid>          RANK#<rank>#<code> / EVT#...   template encoding state and history
+  IN#<origin>#<id>     MSG                            inbound SMS/MMS (gsi1: TO#<to>, gsi2: FROM#<from>)
+  SUB#<mobile>         CAMPAIGN#<id>#AT#<time>#<code> subscription changes; the latest is the state
+  SUB#<mobile>         EVT#...                        subscription history
+  EMAILSUB#<email>     CAMPAIGN#<id>#AT#<time>#<code> / EVT#...
+  SUPPRESS#<mobile>    AT#<time>#<code>               opt-out (N302, inbound STOP) or opt-in (N301)
+  PASS#<id>            EVT#...                        wallet-pass events
+  OTHER#<origin>#<id>  EVT#...                        unrecognised ORIGIN/CODE, kept with all fields
+  QUARANTINE#<sha256>  Q                              a body that cannot be applied (gsi1: QUARANTINE)
+The open index (gsi1, OPEN#<shard>, sorted by time) lists SENT/SUBMITTED markers; the hourly stale check
+drops markers whose message has reached a final state, so the index holds only messages still open.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mmsbridge.postback import Postback
 from mmsbridge.states import MessageState, PostbackKind, TemplateState
 
-STATE_SK = "STATE"
 OPEN_SHARDS = 8
-_UNDATED = "~"  # sorts after every ISO timestamp: undated events come last in a history
-_TEMPLATE_RANK = {TemplateState.ENCODING: 0, TemplateState.READY: 1, TemplateState.BROKEN: 2}
+UNDATED = "~"  # sorts after every ISO timestamp: undated events come last in a history
+TEMPLATE_RANK = {TemplateState.ENCODING: 0, TemplateState.READY: 1, TemplateState.BROKEN: 2}
 # sendMMS content reports on the template (MMSID) as well as on the message (§3.2).
 _CONTENT_CODES = {
     "N013": TemplateState.READY,
@@ -48,19 +47,8 @@ _CONTENT_CODES = {
     "E012": TemplateState.BROKEN,
     "E013": TemplateState.BROKEN,
 }
-# Facts a message keeps from whichever event carries them first (provider field -> attribute).
-_MESSAGE_FACTS = {
-    "SENTAS": "sent_as",
-    "SPID": "carrier",
-    "HANDSET": "handset",
-    "AGGREGATORID": "aggregator_id",
-    "MMSID": "mms_id",
-    "TO": "to",
-    "FROM": "from",
-}
 _MESSAGE_KINDS = (PostbackKind.DELIVERY, PostbackKind.DDM, PostbackKind.MT_RECORD)
 _MT_KINDS = (*_MESSAGE_KINDS, PostbackKind.TEMPLATE)
-_NAME_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,392 +75,269 @@ class Rejected:
 
 
 @dataclass
-class Write:
-    """One item write. `fallback` replaces it when its condition fails; None means "already applied"."""
+class Plan:
+    """A batch's items, each with the records that need it written before they are acknowledged."""
 
-    key: dict[str, str]
-    records: set[str]
-    item: dict[str, Any] | None = None  # a Put
-    update: str | None = None  # an Update
-    condition: str | None = None
-    names: dict[str, str] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
-    fallback: Write | None = None
-
-
-class _Update:
-    """Builds one UpdateExpression with placeholder names and values."""
-
-    def __init__(self) -> None:
-        self.sets: list[str] = []
-        self.removes: list[str] = []
-        self.adds: list[str] = []
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-
-    def name(self, attribute: str) -> str:
-        placeholder = "#" + _NAME_SAFE.sub("_", attribute)
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value
-        return placeholder
-
-    def set(self, attribute: str, value: Any) -> _Update:
-        self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
-        return self
-
-    def set_if_absent(self, attribute: str, value: Any) -> _Update:
-        name = self.name(attribute)
-        self.sets.append(f"{name} = if_not_exists({name}, {self.value(value)})")
-        return self
-
-    def remove(self, attribute: str) -> _Update:
-        self.removes.append(self.name(attribute))
-        return self
-
-    def add(self, attribute: str, value: Any) -> _Update:
-        self.adds.append(f"{self.name(attribute)} {self.value(value)}")
-        return self
-
-    def write(
-        self,
-        key: dict[str, str],
-        records: set[str],
-        condition: str | None = None,
-        condition_values: Mapping[str, Any] | None = None,
-    ) -> Write:
-        clauses = []
-        if self.sets:
-            clauses.append("SET " + ", ".join(self.sets))
-        if self.removes:
-            clauses.append("REMOVE " + ", ".join(self.removes))
-        if self.adds:
-            clauses.append("ADD " + ", ".join(self.adds))
-        return Write(
-            key=key,
-            records=records,
-            update=" ".join(clauses),
-            condition=condition,
-            names=dict(self.names),
-            values={**self.values, **(condition_values or {})},
-        )
+    puts: dict[tuple[str, str], dict[str, Any]]
+    owners: dict[tuple[str, str], set[str]]
+    quarantine: list[tuple[dict[str, Any], str]]  # first-seen records: put only if absent
 
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def message_key(tracking_id: str) -> dict[str, str]:
-    return {"pk": f"MSG#{tracking_id}", "sk": STATE_SK}
-
-
 def open_shard(tracking_id: str) -> str:
-    digest = hashlib.sha256(tracking_id.encode()).digest()
-    return f"OPEN#{digest[0] % OPEN_SHARDS}"
+    return f"OPEN#{hashlib.sha256(tracking_id.encode()).digest()[0] % OPEN_SHARDS}"
+
+
+def rank_sk(rank: int, code: str) -> str:
+    return f"RANK#{rank}#{code}"
 
 
 def plan_batch(
     received: Iterable[Received], rejected: Iterable[Rejected] = (), *, retention_days: int = 0
-) -> list[Write]:
-    """Every write a batch needs, merged so that no two writes touch the same item."""
-    planner = _Planner(retention_days)
+) -> Plan:
+    plan = Plan(puts={}, owners={}, quarantine=[])
     for item in received:
-        planner.add(item)
+        for record in _items(item):
+            key = (record["pk"], record["sk"])
+            if retention_days > 0:
+                record["expires_at"] = _expiry(item, retention_days)
+            plan.puts.setdefault(key, record)  # one put serves every record of the batch that needs it
+            plan.owners.setdefault(key, set()).add(item.record_id)
     for item in rejected:
-        planner.quarantine(item)
-    return planner.writes()
-
-
-class _Planner:
-    def __init__(self, retention_days: int) -> None:
-        self.retention_days = retention_days
-        self.puts: dict[tuple[str, str], Write] = {}
-        self.messages: dict[str, list[Received]] = {}
-        self.templates: dict[str, list[tuple[Received, TemplateState]]] = {}
-        self.latest: dict[tuple[str, str], list[tuple[str, dict[str, Any], Received]]] = {}
-
-    def expires_at(self, received_at: datetime) -> int | None:
-        if self.retention_days <= 0:
-            return None
-        return int(received_at.timestamp()) + self.retention_days * 86400
-
-    # -- collecting ---------------------------------------------------------------------------------
-    def add(self, received: Received) -> None:
-        postback = received.postback
-        kind = postback.kind
-        correlation = postback.correlation_id or postback.semantic_key
-        if kind in _MESSAGE_KINDS and postback.tracking_id:
-            self.event(f"MSG#{postback.tracking_id}", received)
-            if postback.state is not None:
-                self.messages.setdefault(postback.tracking_id, []).append(received)
-        content_state = postback.template_state or _CONTENT_CODES.get(postback.code)
-        if postback.origin == "MMS_MT" and postback.mms_id and content_state is not None:
-            self.event(f"TPL#{postback.mms_id}", received)
-            self.templates.setdefault(postback.mms_id, []).append((received, content_state))
-        elif kind in _MT_KINDS and not postback.tracking_id:
-            self.event(f"OTHER#{postback.origin}#{correlation}", received)
-        if kind in (PostbackKind.INBOUND_SMS, PostbackKind.INBOUND_MMS):
-            self.inbound(received)
-        elif kind is PostbackKind.SUBSCRIPTION:
-            mobile, campaign = postback.fields.get("MOBILE") or "", postback.fields.get("CAMPAIGNID") or ""
-            self.event(f"SUB#{mobile}", received)
-            self.latest_wins(
-                ("SUB#" + mobile, f"CAMPAIGN#{campaign}"),
-                received,
+        moment = iso(item.received_at)
+        plan.quarantine.append(
+            (
                 {
-                    "type": "subscription",
-                    "mobile": mobile,
-                    "campaign_id": campaign,
-                    "subscribed": postback.subscribed,
-                    "code": postback.code,
-                    "source": postback.fields.get("SOURCE"),
-                    "shortcode": postback.fields.get("SHORTCODE"),
-                    "campaign_title": postback.fields.get("CAMPAIGNTITLE"),
+                    "pk": f"QUARANTINE#{item.sha256}",
+                    "sk": "Q",
+                    "type": "quarantine",
+                    "sha256": item.sha256,
+                    "raw_key": item.raw_key,
+                    "reason": item.reason,
+                    "detail": item.detail,
+                    "first_seen": moment,
+                    "gsi1pk": "QUARANTINE",
+                    "gsi1sk": f"{moment}#{item.sha256}",
                 },
+                item.record_id,
             )
-            self.suppression(
-                mobile, received, suppressed=postback.subscribed is False, source=f"SUB {postback.code}"
-            )
-        elif kind is PostbackKind.EMAIL_SUBSCRIPTION:
-            email, campaign = postback.fields.get("EMAIL") or "", postback.fields.get("CAMPAIGNID") or ""
-            self.event(f"EMAILSUB#{email}", received)
-            self.latest_wins(
-                ("EMAILSUB#" + email, f"CAMPAIGN#{campaign}"),
-                received,
-                {
-                    "type": "email_subscription",
-                    "email": email,
-                    "campaign_id": campaign,
-                    "subscribed": postback.subscribed,
-                    "code": postback.code,
-                },
-            )
-        elif kind is PostbackKind.PASS:
-            self.event(f"PASS#{correlation}", received)
-        elif kind is PostbackKind.UNRECOGNISED:
-            self.event(f"OTHER#{postback.origin}#{correlation}", received)
-
-    def event(self, pk: str, received: Received) -> None:
-        postback = received.postback
-        dated = postback.timestamp_utc is not None and not postback.timestamp_derived
-        moment = iso(postback.timestamp_utc) if dated else _UNDATED
-        sk = f"EVT#{moment}#{postback.code}#{postback.semantic_key[:16]}"
-        item = {
-            "pk": pk,
-            "sk": sk,
-            "type": "event",
-            "origin": postback.origin,
-            "code": postback.code,
-            "kind": postback.kind.value,
-            "dialect": postback.dialect,
-            "state": postback.state.value if postback.state else None,
-            "template_state": postback.template_state.value if postback.template_state else None,
-            "failure_reason": postback.failure_reason,
-            "via_link": postback.via_link,
-            "alert": postback.alert,
-            "fields": dict(postback.fields),
-            "files": list(postback.files),
-            "extras": dict(postback.extras),
-            "timestamp_raw": postback.timestamp_raw,
-            "timestamp_utc": iso(postback.timestamp_utc) if postback.timestamp_utc else None,
-            "timestamp_derived": postback.timestamp_derived,
-            "semantic_key": postback.semantic_key,
-            "raw_key": received.raw_key,
-            "sha256": received.sha256,
-            "received_at": iso(received.received_at),
-        }
-        self.put_once(item, received)
-
-    def put_once(self, item: dict[str, Any], received: Received | Rejected) -> None:
-        expires = self.expires_at(received.received_at)
-        if expires is not None:
-            item["expires_at"] = expires
-        key = (item["pk"], item["sk"])
-        existing = self.puts.get(key)
-        if existing is not None:  # the same event twice in one batch: one write serves both records
-            existing.records.add(received.record_id)
-            return
-        self.puts[key] = Write(
-            key={"pk": item["pk"], "sk": item["sk"]},
-            records={received.record_id},
-            item=item,
-            condition="attribute_not_exists(pk)",
         )
-
-    def inbound(self, received: Received) -> None:
-        postback = received.postback
-        get = postback.fields.get
-        identifier = postback.correlation_id or postback.semantic_key[:32]
-        moment = iso(postback.timestamp_utc or received.received_at)
-        item = {
-            "pk": f"IN#{postback.origin}#{identifier}",
-            "sk": "MSG",
-            "type": "inbound",
-            "origin": postback.origin,
-            "code": postback.code,
-            "id": identifier,
-            "from": get("FROM"),
-            "to": get("TO"),
-            "text": get("TEXT"),
-            "keyword": get("KEYWORD"),
-            "subject": get("SUBJECT"),
-            "files": list(postback.files),
-            "carrier": get("SPID"),
-            "received_time": moment,
-            "timestamp_raw": postback.timestamp_raw,
-            "stop": postback.inbound_stop,
-            "fields": dict(postback.fields),
-            "raw_key": received.raw_key,
-            "sha256": received.sha256,
-            "received_at": iso(received.received_at),
-            "gsi1pk": f"TO#{get('TO') or ''}",
-            "gsi1sk": f"{moment}#{identifier}",
-            "gsi2pk": f"FROM#{get('FROM') or ''}",
-            "gsi2sk": f"{moment}#{identifier}",
-        }
-        self.put_once(item, received)
-        if postback.inbound_stop and get("FROM"):
-            self.suppression(get("FROM") or "", received, suppressed=True, source=f"{postback.origin} STOP")
-
-    def suppression(self, mobile: str, received: Received, *, suppressed: bool, source: str) -> None:
-        self.latest_wins(
-            (f"SUPPRESS#{mobile}", STATE_SK),
-            received,
-            {
-                "type": "suppression",
-                "mobile": mobile,
-                "suppressed": suppressed,
-                "source": source,
-            },
-        )
-
-    def latest_wins(self, key: tuple[str, str], received: Received, attributes: dict[str, Any]) -> None:
-        """State that the newest event decides (subscriptions); opt-out wins a tie (N302 > N301)."""
-        postback = received.postback
-        moment = iso(postback.timestamp_utc or received.received_at)
-        self.latest.setdefault(key, []).append((f"{moment}#{postback.code}", attributes, received))
-
-    def quarantine(self, rejected: Rejected) -> None:
-        moment = iso(rejected.received_at)
-        item = {
-            "pk": f"QUARANTINE#{rejected.sha256}",
-            "sk": "Q",
-            "type": "quarantine",
-            "sha256": rejected.sha256,
-            "raw_key": rejected.raw_key,
-            "reason": rejected.reason,
-            "detail": rejected.detail,
-            "first_seen": moment,
-            "gsi1pk": "QUARANTINE",
-            "gsi1sk": f"{moment}#{rejected.sha256}",
-        }
-        self.put_once(item, rejected)
-
-    # -- merging ------------------------------------------------------------------------------------
-    def writes(self) -> list[Write]:
-        writes = list(self.puts.values())
-        writes += [self.message_write(tid, group) for tid, group in self.messages.items()]
-        writes += [self.template_write(mms_id, group) for mms_id, group in self.templates.items()]
-        writes += [self.latest_write(key, group) for key, group in self.latest.items()]
-        return writes
-
-    def message_write(self, tracking_id: str, group: list[Received]) -> Write:
-        ordered = sorted(group, key=_event_order)
-        best = max(ordered, key=lambda r: (r.postback.state.rank, r.postback.code))  # type: ignore[union-attr]
-        state = best.postback.state
-        assert state is not None
-        records = {r.record_id for r in group}
-        first_seen = min(r.received_at for r in group)
-
-        def facts() -> _Update:
-            update = _Update()
-            update.set_if_absent("type", "message").set_if_absent("tracking_id", tracking_id)
-            update.set_if_absent("first_seen", iso(first_seen))
-            expires = self.expires_at(first_seen)
-            if expires is not None:
-                update.set_if_absent("expires_at", expires)
-            known: dict[str, Any] = {}
-            for r in ordered:
-                postback = r.postback
-                for field_name, attribute in _MESSAGE_FACTS.items():
-                    if postback.fields.get(field_name) and attribute not in known:
-                        known[attribute] = postback.fields[field_name]
-                if postback.state is MessageState.SENT and postback.timestamp_utc and "sent_at" not in known:
-                    known["sent_at"] = iso(postback.timestamp_utc)
-                if postback.state is not None and postback.state.terminal:
-                    if postback.failure_reason and "failure_reason" not in known:
-                        known["failure_reason"] = postback.failure_reason
-                    if postback.via_link and "via_link" not in known:
-                        known["via_link"] = True
-            for attribute, value in known.items():
-                update.set_if_absent(attribute, value)
-            terminal_codes = {
-                r.postback.code for r in group if r.postback.state and r.postback.state.terminal
-            }
-            if terminal_codes:
-                update.add("terminal_codes", terminal_codes)
-            return update
-
-        with_state = facts()
-        with_state.set("state", state.value).set("rank", state.rank).set("state_code", best.postback.code)
-        with_state.set("state_at", iso(best.postback.timestamp_utc or best.received_at))
-        with_state.set("state_raw_key", best.raw_key)
-        if state.terminal:
-            with_state.remove("gsi1pk").remove("gsi1sk")
-        else:
-            with_state.set_if_absent("gsi1pk", open_shard(tracking_id))
-            with_state.set_if_absent("gsi1sk", f"{iso(first_seen)}#{tracking_id}")
-        rank = with_state.value(state.rank)
-        name = with_state.name("rank")
-        write = with_state.write(
-            message_key(tracking_id), records, condition=f"attribute_not_exists({name}) OR {name} < {rank}"
-        )
-        write.fallback = facts().write(message_key(tracking_id), records)
-        return write
-
-    def template_write(self, mms_id: str, group: list[tuple[Received, TemplateState]]) -> Write:
-        received, state = max(group, key=lambda pair: (_TEMPLATE_RANK[pair[1]], pair[0].postback.code))
-        records = {r.record_id for r, _ in group}
-        key = {"pk": f"TPL#{mms_id}", "sk": STATE_SK}
-        first_seen = min(r.received_at for r, _ in group)
-
-        def base() -> _Update:
-            update = _Update().set_if_absent("type", "template").set_if_absent("mms_id", mms_id)
-            update.set_if_absent("first_seen", iso(first_seen))
-            for r, _ in sorted(group, key=lambda pair: _event_order(pair[0])):
-                for name in ("AUDIONAME", "VIDEONAME"):
-                    if r.postback.fields.get(name):
-                        update.set_if_absent(name.lower(), r.postback.fields[name])
-            return update
-
-        update = base().set("state", state.value).set("rank", _TEMPLATE_RANK[state])
-        update.set("state_code", received.postback.code).set("state_raw_key", received.raw_key)
-        rank, name = update.value(_TEMPLATE_RANK[state]), update.name("rank")
-        write = update.write(key, records, condition=f"attribute_not_exists({name}) OR {name} < {rank}")
-        write.fallback = base().write(key, records)
-        return write
-
-    def latest_write(self, key: tuple[str, str], group: list[tuple[str, dict[str, Any], Received]]) -> Write:
-        as_of, attributes, received = max(group, key=lambda entry: entry[0])
-        update = _Update()
-        for attribute, value in attributes.items():
-            update.set(attribute, value)
-        update.set("as_of", as_of).set("raw_key", received.raw_key)
-        expires = self.expires_at(received.received_at)
-        if expires is not None and not key[0].startswith("SUPPRESS#"):  # an opt-out never expires
-            update.set("expires_at", expires)
-        name, value = update.name("as_of"), update.value(as_of)
-        return update.write(
-            {"pk": key[0], "sk": key[1]},
-            {r.record_id for _, _, r in group},
-            condition=f"attribute_not_exists({name}) OR {name} < {value}",
-        )
+    return plan
 
 
-def _event_order(received: Received) -> tuple[str, str, str]:
+def _expiry(received: Received, retention_days: int) -> int:
+    moment = received.postback.timestamp_utc or received.received_at
+    return int(moment.timestamp()) + retention_days * 86400
+
+
+def _moment(postback: Postback) -> str:
+    """The event's own time, or UNDATED: never the receipt time, so a retry writes the same item."""
+    if postback.timestamp_utc is not None and not postback.timestamp_derived:
+        return iso(postback.timestamp_utc)
+    return UNDATED
+
+
+def _items(received: Received) -> list[dict[str, Any]]:
     postback = received.postback
-    moment = iso(postback.timestamp_utc) if postback.timestamp_utc and not postback.timestamp_derived else "~"
-    return (moment, postback.code, postback.semantic_key)
+    kind = postback.kind
+    correlation = postback.correlation_id or postback.semantic_key
+    items: list[dict[str, Any]] = []
+    if kind in _MESSAGE_KINDS and postback.tracking_id:
+        pk = f"MSG#{postback.tracking_id}"
+        items.append(_event(pk, received))
+        if postback.state is not None:
+            items.append(_message_marker(pk, postback.tracking_id, postback.state, received))
+    elif kind in _MT_KINDS and not postback.mms_id:
+        items.append(_event(f"OTHER#{postback.origin}#{correlation}", received))
+    template_state = postback.template_state or _CONTENT_CODES.get(postback.code)
+    if postback.origin == "MMS_MT" and postback.mms_id and template_state is not None:
+        pk = f"TPL#{postback.mms_id}"
+        items.append(_event(pk, received))
+        items.append(
+            _marker(
+                pk,
+                TEMPLATE_RANK[template_state],
+                template_state.value,
+                received,
+                type="template",
+                mms_id=postback.mms_id,
+                audioname=postback.fields.get("AUDIONAME"),
+                videoname=postback.fields.get("VIDEONAME"),
+            )
+        )
+    get = postback.fields.get
+    if kind in (PostbackKind.INBOUND_SMS, PostbackKind.INBOUND_MMS):
+        items.append(_inbound(received))
+        if postback.inbound_stop and get("FROM"):
+            items.append(
+                _suppression(get("FROM") or "", received, suppressed=True, source=f"{postback.origin} STOP")
+            )
+    elif kind is PostbackKind.SUBSCRIPTION:
+        mobile, campaign = get("MOBILE") or "", get("CAMPAIGNID") or ""
+        items.append(_event(f"SUB#{mobile}", received))
+        items.append(
+            _latest(
+                f"SUB#{mobile}",
+                f"CAMPAIGN#{campaign}#",
+                received,
+                type="subscription",
+                mobile=mobile,
+                campaign_id=campaign,
+                subscribed=postback.subscribed,
+                source=get("SOURCE"),
+                shortcode=get("SHORTCODE"),
+                campaign_title=get("CAMPAIGNTITLE"),
+            )
+        )
+        if postback.subscribed is not None:
+            items.append(
+                _suppression(
+                    mobile,
+                    received,
+                    suppressed=not postback.subscribed,
+                    source=f"SUB {postback.code} campaign {campaign}",
+                )
+            )
+    elif kind is PostbackKind.EMAIL_SUBSCRIPTION:
+        email, campaign = get("EMAIL") or "", get("CAMPAIGNID") or ""
+        items.append(_event(f"EMAILSUB#{email}", received))
+        items.append(
+            _latest(
+                f"EMAILSUB#{email}",
+                f"CAMPAIGN#{campaign}#",
+                received,
+                type="email_subscription",
+                email=email,
+                campaign_id=campaign,
+                subscribed=postback.subscribed,
+            )
+        )
+    elif kind is PostbackKind.PASS:
+        items.append(_event(f"PASS#{correlation}", received))
+    elif kind is PostbackKind.UNRECOGNISED:
+        items.append(_event(f"OTHER#{postback.origin}#{correlation}", received))
+    return items
+
+
+def _event(pk: str, received: Received) -> dict[str, Any]:
+    postback = received.postback
+    return {
+        "pk": pk,
+        "sk": f"EVT#{_moment(postback)}#{postback.code}#{postback.semantic_key[:16]}",
+        "type": "event",
+        "origin": postback.origin,
+        "code": postback.code,
+        "kind": postback.kind.value,
+        "dialect": postback.dialect,
+        "state": postback.state.value if postback.state else None,
+        "template_state": postback.template_state.value if postback.template_state else None,
+        "failure_reason": postback.failure_reason,
+        "via_link": postback.via_link,
+        "alert": postback.alert,
+        "fields": dict(postback.fields),
+        "files": list(postback.files),
+        "extras": dict(postback.extras),
+        "timestamp_raw": postback.timestamp_raw,
+        "timestamp_utc": iso(postback.timestamp_utc) if postback.timestamp_utc else None,
+        "timestamp_derived": postback.timestamp_derived,
+        "semantic_key": postback.semantic_key,
+        "raw_key": received.raw_key,
+        "sha256": received.sha256,
+    }
+
+
+def _marker(pk: str, rank: int, state: str, received: Received, **extra: Any) -> dict[str, Any]:
+    postback = received.postback
+    return {
+        "pk": pk,
+        "sk": rank_sk(rank, postback.code),
+        "rank": rank,
+        "state": state,
+        "code": postback.code,
+        "at": _moment(postback),
+        "failure_reason": postback.failure_reason,
+        "raw_key": received.raw_key,
+        **extra,
+    }
+
+
+def _message_marker(pk: str, tracking_id: str, state: MessageState, received: Received) -> dict[str, Any]:
+    postback = received.postback
+    marker = _marker(
+        pk,
+        state.rank,
+        state.value,
+        received,
+        type="message_state",
+        tracking_id=tracking_id,
+        via_link=postback.via_link,
+    )
+    if not state.terminal:
+        # On the open index until the stale check finds a final marker next to it.
+        marker["gsi1pk"] = open_shard(tracking_id)
+        marker["gsi1sk"] = f"{marker['at']}#{tracking_id}"
+    return marker
+
+
+def _inbound(received: Received) -> dict[str, Any]:
+    postback = received.postback
+    get = postback.fields.get
+    identifier = postback.correlation_id or postback.semantic_key[:32]
+    moment = _moment(postback)
+    return {
+        "pk": f"IN#{postback.origin}#{identifier}",
+        "sk": "MSG",
+        "type": "inbound",
+        "origin": postback.origin,
+        "code": postback.code,
+        "id": identifier,
+        "from": get("FROM"),
+        "to": get("TO"),
+        "text": get("TEXT"),
+        "keyword": get("KEYWORD"),
+        "subject": get("SUBJECT"),
+        "files": list(postback.files),
+        "carrier": get("SPID"),
+        "time": moment,
+        "timestamp_raw": postback.timestamp_raw,
+        "stop": postback.inbound_stop,
+        "fields": dict(postback.fields),
+        "raw_key": received.raw_key,
+        "sha256": received.sha256,
+        "gsi1pk": f"TO#{get('TO') or ''}",
+        "gsi1sk": f"{moment}#{identifier}",
+        "gsi2pk": f"FROM#{get('FROM') or ''}",
+        "gsi2sk": f"{moment}#{identifier}",
+    }
+
+
+def _latest(pk: str, prefix: str, received: Received, **attributes: Any) -> dict[str, Any]:
+    """One item per change, keyed by its time: the state is the newest (a reverse Query, first item).
+    On the same instant the code breaks the tie (N302 after N301: an opt-out wins)."""
+    postback = received.postback
+    moment = _moment(postback)
+    if moment == UNDATED:  # EMAIL_SUB carries no time: the arrival order is all there is
+        moment = iso(received.received_at)
+    return {
+        "pk": pk,
+        "sk": f"{prefix}AT#{moment}#{postback.code}",
+        "at": moment,
+        "code": postback.code,
+        "raw_key": received.raw_key,
+        **attributes,
+    }
+
+
+def _suppression(mobile: str, received: Received, *, suppressed: bool, source: str) -> dict[str, Any]:
+    return _latest(
+        f"SUPPRESS#{mobile}",
+        "",
+        received,
+        type="suppression",
+        mobile=mobile,
+        suppressed=suppressed,
+        source=source,
+    )
