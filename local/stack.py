@@ -15,6 +15,7 @@ import boto3
 from local.gateway import Gateway, Route
 from local.moto import LOCAL_CREDENTIALS, MotoServer
 from local.runtime import LocalFunction, patched_environ
+from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
 from local.template import ApiEvent, LocalStack, load_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,7 @@ class RunningStack:
     gateway: Gateway
     functions: dict[str, LocalFunction]
     moto: MotoServer | None = None
+    mappings: list[SqsEventSourceMapping] = field(default_factory=list)
     endpoints_file: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -138,6 +140,7 @@ class RunningStack:
             "tables": {t.logical_id: t.name for t in self.stack.tables().values()},
             "functions": {f.logical_id: f.name for f in self.stack.functions().values()},
             "routes": [f"{r.method} {r.resource}" for r in self.gateway.routes],
+            "event_source_mappings": [m.status() for m in self.mappings],
             **self.extras,
         }
 
@@ -149,6 +152,10 @@ class RunningStack:
         self.endpoints_file = path
 
     def stop(self) -> None:
+        for mapping in self.mappings:
+            mapping.signal_stop()  # all at once: each may be inside a 1 s long poll
+        for mapping in self.mappings:
+            mapping.stop()
         self.gateway.stop()
         if self.moto:
             self.moto.stop()
@@ -175,6 +182,7 @@ def start(
             log_dir.mkdir(parents=True, exist_ok=True)
         moto = MotoServer(port=moto_port, host=host, log_path=log_path).start()
         aws_endpoint_url = moto.endpoint_url
+    mappings: list[SqsEventSourceMapping] = []
     try:
         stack = load_local_stack(aws_endpoint_url, template=template, samconfig=samconfig)
         # Clients made in this process (the local stack's own, and the handlers') all talk to moto.
@@ -186,12 +194,22 @@ def start(
         gateway = Gateway(
             routes, host=host, port=port, stage=stage, binary_media_types=binary, account_id=stack.account_id
         ).start()
+        mappings = mappings_from_stack(stack, functions)
+        for mapping in mappings:
+            mapping.start()
     except BaseException:
+        for mapping in mappings:
+            mapping.stop()
         if moto:
             moto.stop()
         raise
     running = RunningStack(
-        stack=stack, endpoint_url=aws_endpoint_url, gateway=gateway, functions=functions, moto=moto
+        stack=stack,
+        endpoint_url=aws_endpoint_url,
+        gateway=gateway,
+        functions=functions,
+        moto=moto,
+        mappings=mappings,
     )
     if endpoints_file:
         running.write_endpoints(endpoints_file)
