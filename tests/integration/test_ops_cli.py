@@ -209,6 +209,33 @@ def test_message_with_two_different_final_reports_is_a_conflict(cli, table):
     assert "yes: final codes E102, N102" in text
 
 
+def test_message_shows_the_senders_record_before_any_report(cli, aws_clients, names):
+    tid = f"T-{uuid.uuid4()}"
+    request = {  # MSG#<trackingid> REQUEST: the sender's record (state_writes' key design)
+        "pk": f"MSG#{tid}",
+        "sk": "REQUEST",
+        "type": "request",
+        "request_id": "order-1234",
+        "action": "sendSMS",
+        "accepted_at": "2026-11-25T10:00:00.000000Z",
+    }
+    aws_clients["dynamodb"].put_item(TableName=names["table"], Item={k: {"S": v} for k, v in request.items()})
+    code, out, _ = cli("--json", "message", tid)
+    assert code == 0
+    document = json.loads(out)
+    assert document["state"] is None
+    assert document["history"] == []
+    assert document["sender"] == {
+        "accepted_at": "2026-11-25T10:00:00.000000Z",
+        "action": "sendSMS",
+        "request_id": "order-1234",
+    }
+    text = cli("message", tid)[1]
+    assert "none yet" in text
+    assert re.search(r"sender request_id +order-1234\n", text)
+    assert "history: 0 events" in text
+
+
 def test_unknown_message_exits_1(cli):
     code, out, err = cli("message", "T-never-seen")
     assert code == 1

@@ -1,0 +1,530 @@
+"""`python -m ops`: look inside a running mmsbridge and replay archived postbacks.
+
+Exit codes: 0 ok; 1 not found, or a partial failure; 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from mmsbridge.state_writes import iso
+from ops import render, reports
+from ops.replay import ARCHIVE_PREFIX, Replayer, ReplayResult, read_keys_file
+from ops.resources import ConfigError, Resources, resolve
+from ops.times import parse_moment
+
+OK, NOT_FOUND, USAGE = 0, 1, 2
+DEFAULT_LIMIT = 50
+# AWS answers that mean "wrong place or no permission": configuration, not a result.
+_CONFIG_ERROR_CODES = {
+    "ResourceNotFoundException",
+    "NoSuchBucket",
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+}
+
+DESCRIPTION = """\
+The operator CLI of mmsbridge: message states and histories, inbound messages, quarantined postbacks,
+stale messages, suppressed numbers; and replaying archived postbacks through the postback queue.
+
+Where the resources are (one of):
+  --endpoints-file PATH  the local stack's endpoints file (default: .local/endpoints.json in the project,
+                         written by `make run` while it runs); moto's endpoint, dummy credentials
+  --stack NAME           a deployed stack: its outputs StateTableName, ArchiveBucketName, PostbackQueueUrl,
+                         PostbackDLQUrl; credentials, region (or --region) and endpoint from the environment
+
+Every command prints text for people, or one JSON document with --json (stable keys, ISO 8601 UTC times).
+Times (--since, --until) are ISO 8601 (UTC unless an offset is given: 2026-11-25, 2026-11-25T10:00:00Z,
+2026-11-25T05:00-05:00) or a duration ago (90m, 24h, 7d); --since is inclusive, --until exclusive.
+
+Exit codes: 0 ok; 1 not found, or a partial failure; 2 a usage or configuration error."""
+
+
+def main(argv: Sequence[str] | None = None, *, session: Any | None = None) -> int:
+    """Run one command; returns the exit code. `session` (a boto3 Session) is for tests and embedding."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.check(args)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else USAGE
+    try:
+        resources = resolve(
+            endpoints_file=args.endpoints_file, stack=args.stack, region=args.region, session=session
+        )
+        return args.run(args, resources)
+    except ConfigError as error:
+        _error(f"ops: {error}")
+        return USAGE
+    except EndpointConnectionError as error:
+        _error(f"ops: cannot reach AWS: {error} (if this is the local stack, is `make run` still running?)")
+        return USAGE
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        _error(f"ops: AWS refused: {details.get('Code')}: {details.get('Message')}")
+        return USAGE if details.get("Code") in _CONFIG_ERROR_CODES else NOT_FOUND
+    except BotoCoreError as error:
+        _error(f"ops: AWS: {error}")
+        return USAGE
+
+
+# -- the parser --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoints-file", type=Path, metavar="PATH", help="the local stack's endpoints file")
+    where.add_argument("--stack", metavar="NAME", help="a deployed stack's name")
+    parser.add_argument("--region", metavar="R", help="the deployed stack's region (with --stack)")
+    # --json is accepted after the command too.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace, Resources], int], summary: str, details: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=f"{summary}\n\n{details}".strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(run=run, check=lambda args: None)
+        return sub
+
+    message = command(
+        "message",
+        run_message,
+        "a sent message's current state and its full event history",
+        "State, state code and time, sent time, carrier, sent-as, failure reason, conflict (two different\n"
+        "final reports), terminal codes, to/from, MMS id and the sender's fields; then every event in\n"
+        "provider-time order with its code, state, failure reason and the S3 key of its raw postback.\n"
+        "Exit 1 when the table knows nothing of TRACKINGID.",
+    )
+    message.add_argument("tracking_id", metavar="TRACKINGID")
+
+    inbound = command(
+        "inbound",
+        run_inbound,
+        "recent inbound SMS/MMS to or from a number, newest first",
+        "The table indexes inbound messages by receiving number (index gsi1, TO#<number>) and by sender\n"
+        "(index gsi2, FROM#<number>) only: there is no index of all inbound messages, so --to or --from\n"
+        "is required. Numbers are looked up as typed and in the provider's format (+1 (415) 555-0178 is\n"
+        "14155550178).",
+    )
+    who = inbound.add_mutually_exclusive_group()
+    who.add_argument("--to", metavar="NUMBER", help="the receiving number (shortcode or longcode)")
+    who.add_argument("--from", dest="sender", metavar="NUMBER", help="the sender's number")
+    _time_range(inbound)
+    _limit(inbound)
+    inbound.set_defaults(check=lambda args: _need_number(inbound, args))
+
+    quarantine = command(
+        "quarantine",
+        run_quarantine,
+        "quarantined postbacks (not understood, not applied), newest first; --show prints one's raw bytes",
+        "Lists sha256, reason, detail, first seen and raw S3 key. --show SHA256 prints the archived bytes\n"
+        "as text (invalid UTF-8 replaced, control characters shown as \\xNN; never parsed); the details go\n"
+        "to stderr, so stdout is the body alone. With --json the exact bytes are in body_b64.",
+    )
+    quarantine.add_argument("--show", metavar="SHA256", help="print this postback's raw bytes from S3")
+    _time_range(quarantine)
+    _limit(quarantine)
+
+    stale = command(
+        "stale",
+        run_stale,
+        "sent messages with no final state, sent (or submitted) more than --hours ago, oldest first",
+        "The question the hourly StaleMessages metric asks (the template's StaleMessageHours, default 72).",
+    )
+    stale.add_argument("--hours", type=_positive_float, default=72.0, help="age threshold (default 72)")
+
+    suppression = command(
+        "suppression",
+        run_suppression,
+        "whether a mobile number is suppressed (opted out), since when and why",
+        "An opt-out (SUB N302, or an inbound STOP) suppresses the number; a later opt-in (N301) lifts it.\n"
+        "Also lists the number's campaign subscriptions.",
+    )
+    suppression.add_argument("mobile", metavar="MOBILE")
+
+    replay = command(
+        "replay",
+        run_replay,
+        "re-send archived postbacks from S3 through the postback queue (a parser fix applies to past data)",
+        f"Each object's exact bytes go on the postback queue as the ingest sent them (same key, SHA-256 of\n"
+        f"the bytes, the original received-at and source-ip metadata, request id prefixed `replay:`), in\n"
+        f"batches of 10; entries SQS reports failed are retried, and any still failing are reported\n"
+        f"(exit 1).\n"
+        f"\n"
+        f"--since/--until select by the objects' received-at metadata (LastModified when it is missing).\n"
+        f"Listing reads the whole {ARCHIVE_PREFIX} prefix (one LIST request per 1000 objects), then one\n"
+        f"HEAD request per object modified since --since (minus an hour's margin for clock skew).\n"
+        f"--key and --keys-file replay exactly the keys named (a keys file: one per line, # comments,\n"
+        f"- for stdin; the output of --dry-run reads back).\n"
+        f"\n"
+        f"Replaying is safe, and safe to repeat: the consumer's writes are idempotent (each item it writes\n"
+        f"is keyed by the postback itself, so writing it again changes nothing, and a message's state is\n"
+        f"its highest-ranked report whatever the order), so a postback applied twice changes nothing.\n"
+        f"Progress goes to stderr. Exit 1 when any object was skipped or failed.",
+    )
+    selection = replay.add_mutually_exclusive_group(required=True)
+    selection.add_argument("--since", type=_moment, metavar="ISO", help="received at or after this time")
+    selection.add_argument(
+        "--key", action="append", dest="keys", metavar="KEY", help="an S3 key (repeatable)"
+    )
+    selection.add_argument(
+        "--keys-file", metavar="FILE", help="a file of S3 keys, one per line (- for stdin)"
+    )
+    replay.add_argument(
+        "--until", type=_moment, metavar="ISO", help="received before this time (with --since)"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
+    replay.set_defaults(check=lambda args: _check_replay(replay, args))
+    return parser
+
+
+def _time_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_moment, metavar="ISO", help="at or after this time")
+    parser.add_argument("--until", type=_moment, metavar="ISO", help="before this time")
+
+
+def _limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"at most N (default {DEFAULT_LIMIT})",
+    )
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return parse_moment(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+    return value
+
+
+def _need_number(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.to is None and args.sender is None:
+        parser.error(
+            "--to NUMBER or --from NUMBER is required: inbound messages are indexed by receiving number "
+            "and by sender only (there is no index of all inbound messages)"
+        )
+
+
+def _check_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.until is not None and args.since is None:
+        parser.error("--until goes with --since")
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        parser.error("--until must be after --since")
+
+
+# -- the commands ------------------------------------------------------------------------------------------
+def run_message(args: argparse.Namespace, resources: Resources) -> int:
+    document = reports.message(resources.table, args.tracking_id)
+    if args.json:
+        _print_json({"found": document is not None, **(document or {"tracking_id": args.tracking_id})})
+    elif document is None:
+        _error(f"no message with TRACKINGID {render.cell(args.tracking_id)} (no state, no history)")
+    else:
+        _print(_message_text(document))
+    return OK if document is not None else NOT_FOUND
+
+
+def _message_text(document: dict[str, Any]) -> str:
+    lines = [f"message {render.cell(document['tracking_id'])}"]
+    if document["state"] is None:
+        state = "none yet (no event that sets one)"
+    else:
+        state = f"{document['state']} ({document['state_code']}) at {document['state_at']}"
+    conflict = document["conflict"] and f"yes: final codes {', '.join(document['terminal_codes'])}"
+    pairs: list[tuple[str, Any]] = [
+        ("state", state),
+        ("sent at", document["sent_at"]),
+        ("sent as", document["sent_as"]),
+        ("carrier", document["carrier"]),
+        ("to", document["to"]),
+        ("from", document["from"]),
+        ("mms id", document["mms_id"]),
+        ("failure reason", document["failure_reason"]),
+        ("conflict", conflict or False),
+        ("terminal codes", document["terminal_codes"]),
+        ("state raw key", document["state_raw_key"]),
+    ]
+    pairs += [(f"sender {name}", value) for name, value in document["sender"].items()]
+    lines.append(render.fields(pairs))
+    history = document["history"]
+    lines.append(f"history: {len(history)} event{'s' if len(history) != 1 else ''}, in provider-time order")
+    rows = [
+        [
+            event["timestamp"] or "(undated)",
+            event["code"],
+            event["state"],
+            event["failure_reason"],
+            event["raw_key"],
+        ]
+        for event in history
+    ]
+    if rows:
+        lines.append(render.table(["TIME", "CODE", "STATE", "FAILURE", "RAW KEY"], rows))
+    return "\n".join(lines)
+
+
+def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
+    messages = reports.inbound(
+        resources.table, to=args.to, sender=args.sender, since=args.since, until=args.until, limit=args.limit
+    )
+    if args.json:
+        _print_json(
+            {
+                "to": args.to,
+                "from": args.sender,
+                "since": _iso(args.since),
+                "until": _iso(args.until),
+                "limit": args.limit,
+                "count": len(messages),
+                "messages": messages,
+            }
+        )
+        return OK
+    who = f"to {args.to}" if args.to is not None else f"from {args.sender}"
+    lines = [f"inbound messages {render.cell(who)}: {len(messages)} (newest first, at most {args.limit})"]
+    for item in messages:
+        when = item["time"] or "(undated)"
+        head = f"{when}  {item['origin']} {item['code']}  from {item['from']}  to {item['to']}"
+        lines.append(render.cell(head) + ("  STOP" if item["stop"] else ""))
+        for label in ("text", "keyword", "subject", "files"):
+            if item[label]:
+                lines.append(f"    {label:<8} {render.cell(item[label])}")
+        lines.append(f"    {'id':<8} {render.cell(item['id'])}   raw {render.cell(item['raw_key'])}")
+    _print("\n".join(lines))
+    return OK
+
+
+def run_quarantine(args: argparse.Namespace, resources: Resources) -> int:
+    if args.show is not None:
+        return _show_quarantined(args, resources)
+    items = reports.quarantine(resources.table, since=args.since, until=args.until, limit=args.limit)
+    if args.json:
+        _print_json(
+            {
+                "since": _iso(args.since),
+                "until": _iso(args.until),
+                "limit": args.limit,
+                "count": len(items),
+                "postbacks": items,
+            }
+        )
+        return OK
+    header = f"quarantined postbacks: {len(items)} (newest first, at most {args.limit})"
+    rows = [[i["first_seen"], i["sha256"], i["reason"], i["detail"], i["raw_key"]] for i in items]
+    _print(
+        header
+        + ("\n" + render.table(["FIRST SEEN", "SHA256", "REASON", "DETAIL", "RAW KEY"], rows) if rows else "")
+    )
+    return OK
+
+
+def _show_quarantined(args: argparse.Namespace, resources: Resources) -> int:
+    sha256 = args.show.strip().lower()
+    if not reports.SHA256.fullmatch(sha256):
+        _error("--show takes a SHA-256: 64 hexadecimal digits")
+        return USAGE
+    record = reports.quarantined(resources.table, sha256)
+    if record is not None and not record["raw_key"]:
+        _error(
+            f"{sha256} was quarantined ({record['reason']}: {render.cell(record['detail'])}) but has no raw "
+            "bytes in S3: the queue message itself was not a postback envelope"
+        )
+        return NOT_FOUND
+    key = record["raw_key"] if record else f"{ARCHIVE_PREFIX}{sha256}.xml"
+    try:
+        body = resources.client("s3").get_object(Bucket=resources.bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        _error(f"no archived object s3://{resources.bucket}/{key}")
+        return NOT_FOUND
+    if args.json:
+        _print_json(
+            {
+                "sha256": sha256,
+                "quarantined": record is not None,
+                "reason": record["reason"] if record else None,
+                "detail": record["detail"] if record else None,
+                "first_seen": record["first_seen"] if record else None,
+                "raw_key": key,
+                "size": len(body),
+                "text": body.decode("utf-8", errors="replace"),
+                "body_b64": base64.b64encode(body).decode("ascii"),
+            }
+        )
+        return OK
+    if record:
+        _error(f"# quarantined {record['first_seen']}: {record['reason']}: {render.cell(record['detail'])}")
+    else:
+        _error(f"# not quarantined; archived postback {sha256}")
+    _error(f"# s3://{resources.bucket}/{key} ({len(body)} bytes)")
+    text = render.body_text(body)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return OK
+
+
+def run_stale(args: argparse.Namespace, resources: Resources) -> int:
+    document = reports.stale(resources.table, hours=args.hours, now=datetime.now(UTC))
+    if args.json:
+        _print_json(document)
+        return OK
+    hours = f"{args.hours:g} h"
+    header = (
+        f"{document['count']} message{'s' if document['count'] != 1 else ''} with no final state, "
+        f"sent or submitted more than {hours} ago (before {document['cutoff']}), oldest first"
+    )
+    rows = [
+        [m["tracking_id"], m["state"], m["state_code"], m["state_at"], m["age_hours"], m["raw_key"]]
+        for m in document["messages"]
+    ]
+    columns = ["TRACKINGID", "STATE", "CODE", "SINCE", "AGE (H)", "RAW KEY"]
+    _print(header + ("\n" + render.table(columns, rows) if rows else ""))
+    return OK
+
+
+def run_suppression(args: argparse.Namespace, resources: Resources) -> int:
+    document = reports.suppression(resources.table, args.mobile)
+    if args.json:
+        _print_json(document)
+        return OK
+    number = render.cell(document["mobile"])
+    source = render.cell(document["source"])
+    if document["code"] and document["code"] not in source:
+        source += f" {document['code']}"
+    why = f"{source}; {render.cell(document['raw_key'])}"
+    if document["suppressed"]:
+        lines = [f"{number}: SUPPRESSED since {document['since']} ({why})"]
+    elif document["on_record"]:
+        lines = [f"{number}: not suppressed: opted back in at {document['since']} ({why})"]
+    else:
+        lines = [f"{number}: not suppressed (no opt-out on record)"]
+    if document["subscriptions"]:
+        rows = [
+            [s["campaign_id"], s["campaign_title"], s["subscribed"], s["since"], s["code"], s["source"]]
+            for s in document["subscriptions"]
+        ]
+        lines.append("subscriptions:")
+        lines.append(render.table(["CAMPAIGN", "TITLE", "SUBSCRIBED", "SINCE", "CODE", "SOURCE"], rows))
+    _print("\n".join(lines))
+    return OK
+
+
+def run_replay(args: argparse.Namespace, resources: Resources) -> int:
+    replayer = Replayer(
+        s3=resources.client("s3"),
+        sqs=resources.client("sqs"),
+        bucket=resources.bucket,
+        queue_url="" if args.dry_run else resources.queue_url,
+    )
+    if args.since is not None:
+        result = replayer.by_time(args.since, args.until, dry_run=args.dry_run)
+    else:
+        keys = args.keys or []
+        if args.keys_file:
+            keys = read_keys_file(_read_lines(args.keys_file))
+        result = replayer.by_keys(keys, dry_run=args.dry_run)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        _print(_replay_text(result))
+    return result.exit_code
+
+
+def _read_lines(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError as error:
+        raise ConfigError(f"keys file {path}: {error.strerror or error}") from None
+
+
+def _replay_text(result: ReplayResult) -> str:
+    where = f" (listed {result.listed} under {ARCHIVE_PREFIX})" if result.listed is not None else ""
+    lines = []
+    if result.dry_run:
+        skipped = {s["key"] for s in result.skipped}
+        lines += [render.cell(key) for key in result.keys if key not in skipped]
+        lines.append(
+            f"# dry run: found {len(result.keys)}{where}, would send {len(result.keys) - len(skipped)}, "
+            f"skipped {len(skipped)}; nothing sent"
+        )
+        lines += [f"# skipped {render.cell(s['key'])}: {render.cell(s['reason'])}" for s in result.skipped]
+        return "\n".join(lines)
+    lines.append(
+        f"replay: found {len(result.keys)}{where}, sent {result.sent}, failed {len(result.failures)}, "
+        f"skipped {len(result.skipped)}"
+    )
+    lines += [
+        f"  failed   {render.cell(f['key'])}: {render.cell(f['code'])}: {render.cell(f['message'])}"
+        for f in result.failures
+    ]
+    lines += [f"  skipped  {render.cell(s['key'])}: {render.cell(s['reason'])}" for s in result.skipped]
+    return "\n".join(lines)
+
+
+# -- output ------------------------------------------------------------------------------------------------
+def _iso(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(reports.plain(document), indent=2, ensure_ascii=False) + "\n")
+
+
+def _error(text: str) -> None:
+    sys.stderr.write(f"{text}\n")
