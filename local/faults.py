@@ -17,7 +17,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 
-class _Body:
+class StaticBody:
+    """A response body botocore can read, for responses made up by a hook."""
+
     def __init__(self, data: bytes) -> None:
         self._data = data
 
@@ -46,7 +48,7 @@ def _error_response(client: Any, request: Any, status: int, code: str) -> AWSRes
         body = f"<Error><Code>{code}</Code><Message>injected fault</Message></Error>".encode()
         headers = {"Content-Type": "application/xml"}
     headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return AWSResponse(request.url, status, headers, _Body(body))
+    return AWSResponse(request.url, status, headers, StaticBody(body))
 
 
 @contextmanager

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.awsrequest import AWSResponse
 
 from local import faults
 from local import stack as local_stack
+from local.faults import StaticBody
 from mmsbridge import envelope
 from mmsbridge.consumer import consume
 from mmsbridge.state_table import StateTable
@@ -294,3 +297,68 @@ def test_handler_reports_only_failed_records(consumer, table, aws_stack):
 
 def _field(body: bytes, name: str) -> str:
     return re.search(rf"<{name}>([^<]*)</{name}>".encode(), body)[1].decode()
+
+
+def test_unprocessed_items_fail_only_the_records_that_needed_them(consumer, table):
+    keep = [f"T-keep-{uuid.uuid4()}" for _ in range(3)]
+    drop = [f"T-drop-{uuid.uuid4()}" for _ in range(2)]
+    event = {"Records": [record(sample("sms_mt_n201.xml", t)) for t in keep + drop]}
+    client = consumer.module.TABLE._dynamodb
+    held = {"items": [], "all": False}
+
+    def hold_back(params, **_):  # DynamoDB accepts part of a batch and returns the rest as unprocessed
+        requests = next(iter(params["RequestItems"].values()))
+        held["items"] = [r for r in requests if "T-drop-" in r["PutRequest"]["Item"]["pk"]["S"]]
+        held["all"] = len(held["items"]) == len(requests)
+        if not held["all"]:
+            requests[:] = [r for r in requests if r not in held["items"]]
+
+    def nothing_processed(request, **_):  # a retry of held-back items only: none of them gets written
+        if held["all"]:
+            body = json.dumps({"UnprocessedItems": {table.name: held["items"]}}).encode()
+            return AWSResponse(
+                request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, StaticBody(body)
+            )
+        return None
+
+    def report(parsed, **_):
+        parsed["UnprocessedItems"] = {table.name: list(held["items"])} if held["items"] else {}
+
+    hooks = [
+        ("before-parameter-build.dynamodb.BatchWriteItem", hold_back),
+        ("before-send.dynamodb.BatchWriteItem", nothing_processed),
+        ("after-call.dynamodb.BatchWriteItem", report),
+    ]
+    for name, hook in hooks:
+        client.meta.events.register(name, hook, unique_id=f"test-{hook.__name__}")
+    try:
+        response = consumer.invoke(event)
+    finally:
+        for name, hook in hooks:
+            client.meta.events.unregister(name, unique_id=f"test-{hook.__name__}")
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    assert failed == {r["messageId"] for r in event["Records"][3:]}
+    assert [table.message(t)["state"] for t in keep] == ["SENT"] * 3
+    assert all(table.message(t) is None for t in drop)
+    retry = {"Records": [r for r in event["Records"] if r["messageId"] in failed]}
+    assert consumer.invoke(retry) == {"batchItemFailures": []}
+    assert [table.message(t)["state"] for t in drop] == ["SENT"] * 2
+
+
+def test_stale_messages_are_counted_and_final_ones_leave_the_index(moto_server, aws_stack, table):
+    stale = local_stack.load_functions(aws_stack, moto_server.endpoint_url)["StaleMessagesFunction"]
+    open_tid, final_tid = f"T-open-{uuid.uuid4()}", f"T-final-{uuid.uuid4()}"
+    apply(table, sample("mms_mt_n101.xml", open_tid), sample("mms_mt_n101.xml", final_tid))  # sent in 2024
+    apply(table, sample("mms_mt_n102.xml", final_tid))
+
+    def indexed():
+        shards = (table.query(f"OPEN#{n}", index="gsi1") for n in range(8))
+        return {marker["tracking_id"] for shard in shards for marker in shard}
+
+    assert {open_tid, final_tid} <= indexed()  # the final one's SENT marker is still on the index...
+    assert open_tid in {m["tracking_id"] for m in table.open_messages(older_than="9999")}
+    assert final_tid not in {m["tracking_id"] for m in table.open_messages(older_than="9999")}
+    result = stale.invoke({"source": "aws.events", "detail-type": "Scheduled Event"})
+    assert result["stale"] >= 1
+    assert open_tid in indexed()
+    assert final_tid not in indexed()  # ...until the stale check takes it off
