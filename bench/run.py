@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = [
     ("ingest: warm latency and cold path", ["-m", "bench.bench_ingest"]),
     ("parser: bytes to typed event", ["bench/bench_parse.py"]),
+    ("consumer: throughput and cold path", ["-m", "bench.bench_consumer"]),
 ]
 
 
