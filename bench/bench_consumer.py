@@ -24,7 +24,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -33,7 +32,7 @@ from datetime import UTC, datetime
 import boto3
 from boto3.dynamodb.types import TypeSerializer
 
-from bench.common import ROOT, local_aws
+from bench.common import ROOT, cold_environment, fresh_interpreter, local_aws
 from local import stack as local_stack
 from mmsbridge import envelope
 from mmsbridge.postback import parse_postback
@@ -180,12 +179,7 @@ dynamodb.batch_write_item(RequestItems={{{table!r}: [{{"PutRequest": {{"Item": i
 
 def cold(stack, moto, runs: int) -> dict:
     function = stack.functions()["ConsumerFunction"]
-    env = {
-        **os.environ,
-        **local_stack.aws_environment(moto.endpoint_url, stack.region),
-        **function.environment,
-    }
-    env.pop("PYTHONPATH", None)
+    env = cold_environment(moto, stack, "ConsumerFunction")
     table = stack.tables()["StateTable"].name
     handler_code = HANDLER_SCRIPT.format(
         layer=str(ROOT / "layers" / "mmsbridge"), function=str(function.code_uri)
@@ -193,11 +187,7 @@ def cold(stack, moto, runs: int) -> dict:
     baseline_code = BASELINE_SCRIPT.format(table=table)
 
     def run(code: str, stdin: str) -> float:
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", code], input=stdin.encode(), env=env, check=True, stdout=subprocess.DEVNULL
-        )
-        return time.perf_counter() - started
+        return fresh_interpreter(code, stdin.encode(), env)
 
     def batch() -> list[bytes]:
         return postbacks(10)

@@ -20,14 +20,13 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 
 import boto3
 
-from bench.common import ROOT, interleaved, local_aws, summary_ms
+from bench.common import ROOT, cold_environment, fresh_interpreter, interleaved, local_aws, summary_ms
 from local import faults
 from local import stack as local_stack
 
@@ -122,12 +121,7 @@ sqs.send_message(QueueUrl={queue!r}, MessageBody=body.decode())
 
 def cold(stack, moto, runs: int) -> dict:
     function = stack.functions()["IngestFunction"]
-    env = {
-        **os.environ,
-        **local_stack.aws_environment(moto.endpoint_url, stack.region),
-        **function.environment,
-    }
-    env.pop("PYTHONPATH", None)
+    env = cold_environment(moto, stack, "IngestFunction")
     handler_code = HANDLER_SCRIPT.format(
         layer=str(ROOT / "layers" / "mmsbridge"), function=str(function.code_uri)
     )
@@ -136,16 +130,7 @@ def cold(stack, moto, runs: int) -> dict:
     )
 
     def run(code: str, stdin: bytes) -> float:
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", code],
-            input=stdin,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        return time.perf_counter() - started
+        return fresh_interpreter(code, stdin, env)
 
     def handler_run() -> float:
         return run(handler_code, json.dumps(proxy_event(unique_body())).encode())
