@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -362,3 +363,12 @@ def test_stale_messages_are_counted_and_final_ones_leave_the_index(moto_server, 
     assert result["stale"] >= 1
     assert open_tid in indexed()
     assert final_tid not in indexed()  # ...until the stale check takes it off
+
+
+def test_sample_sqs_event(consumer, table):
+    event = json.loads(
+        (Path(__file__).resolve().parents[2] / "events/consumer/postback-batch.json").read_text()
+    )
+    assert consumer.invoke(event) == {"batchItemFailures": []}
+    assert table.message("U01TXzkwMDAwMQ==")["state"] == "DELIVERED"
+    assert table.suppressed("13125550188")
