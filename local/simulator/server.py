@@ -1,0 +1,530 @@
+"""`ProviderSimulator`: the provider's API and postback sender for one account, on loopback.
+
+The simulated account has one API key, one postback URL (plus an optional MO URL), one throughput limit and
+one postback queue. Everything it does is in its audit log (`log()`, `GET /_sim/log`).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from http.server import ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+
+from local.simulator import postbacks as documents
+from local.simulator.audit import Audit
+from local.simulator.delivery import PostbackQueue
+from local.simulator.faults import Fault, FaultPlan, e113_storm
+from local.simulator.handler import Answer, SimulatorHandler
+from local.simulator.postbacks import Message, Postback, PostbackSettings
+from local.simulator.protocol import (
+    SEND_ACTIONS,
+    Accepted,
+    ApiError,
+    Request,
+    TemplateState,
+    action_of,
+    canonical_action,
+    check_credentials,
+    echoed_to,
+    failure_response,
+    parse_document,
+    read_request,
+    success_response,
+    validate,
+)
+from local.simulator.throughput import SlidingWindowLimiter
+from mmsbridge.provider_api import normalise_name
+from mmsbridge.send_request import Action
+
+__all__ = ["DEFAULT_API_PATH", "ProviderSimulator"]
+
+DEFAULT_API_PATH: Final = "/API/wxml/1.3/"
+XML_TYPE: Final = "text/xml; charset=utf-8"
+UNKNOWN_ACTION: Final = "(unknown)"
+
+
+@dataclass(frozen=True)
+class _Template:
+    ready_at: float  # monotonic time at which encoding ends
+    outcome: str  # N003 (ready), E002/E003 (broken)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What processing a call produced (before any fault replaces the answer)."""
+
+    body: bytes
+    error_code: str | None = None
+    tracking_id: str | None = None
+    mms_id: str | None = None
+    send_key: tuple[str, str] | None = None  # (TO, content digest) of an accepted send
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of concurrent clients must queue, not be reset (default: 5)
+
+
+def _html_error(status: int) -> bytes:
+    title = f"{status} {HTTPStatus(status).phrase}"
+    return (
+        f"<html>\n<head><title>{title}</title></head>\n<body>\n<center><h1>{title}</h1></center>\n"
+        "<hr><center>nginx</center>\n</body>\n</html>\n"
+    ).encode()
+
+
+class ProviderSimulator:
+    """The Skycore v1 API for one account. See the package docstring for the HTTP control API."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str,
+        postback_url: str | None = None,
+        mo_postback_url: str | None = None,
+        throughput_per_s: int | None = None,
+        throughput_per_action: bool = False,
+        postbacks: PostbackSettings | None = None,
+        faults: Iterable[Fault] = (),
+        seed: int | None = None,
+        api_path: str = DEFAULT_API_PATH,
+        senders: Iterable[str] | None = None,
+        templates: Iterable[str] = (),
+        campaign_check: bool = False,
+        first_id: int | None = None,
+        log_limit: int = 100_000,
+        verbose: bool = False,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        self._api_key = api_key
+        self._api_path = "/" + api_path.strip("/") + "/" if api_path.strip("/") else "/"
+        self.postback_url = postback_url
+        self.mo_postback_url = mo_postback_url
+        self._settings = postbacks or PostbackSettings()
+        self._senders = frozenset(senders) if senders is not None else None
+        self._campaign_check = campaign_check
+        self._preloaded = tuple(templates)
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        # Random start: ids stay fresh across simulator restarts against a long-lived state table.
+        self._numbers = itertools.count(
+            first_id if first_id is not None else 10**8 + secrets.randbelow(8 * 10**8)
+        )
+        self._templates: dict[str, _Template] = {}
+        self._load_templates()
+        self._limiter = SlidingWindowLimiter(throughput_per_s, per_action=throughput_per_action)
+        self._faults = FaultPlan(list(faults), seed=seed)
+        self._audit = Audit(secret=api_key, limit=log_limit)
+        self._queue = PostbackQueue(
+            audit=self._audit, settings=lambda: self._settings, stopping=self._stopping
+        )
+        self._server = _Server((host, port), SimulatorHandler.bound_to(self))
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> ProviderSimulator:
+        self._queue.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="simulator-http",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and sending; returns promptly (a postback in flight is abandoned after 5 s)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+        self._queue.stop()
+
+    def __enter__(self) -> ProviderSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_path(self) -> str:
+        return self._api_path
+
+    @property
+    def api_url(self) -> str:
+        """Where clients POST requests (the account's API URL)."""
+        return self.base_url + self._api_path
+
+    def is_api_path(self, path: str) -> bool:
+        return path in (self._api_path, self._api_path + "index.php")
+
+    # -- configuration ------------------------------------------------------------------------------------
+    @property
+    def postback_settings(self) -> PostbackSettings:
+        return self._settings
+
+    def configure_postbacks(self, **changes: Any) -> PostbackSettings:
+        """Change postback behaviour at runtime (fields of PostbackSettings); validated before applied."""
+        self._settings = replace(self._settings, **changes)
+        return self._settings
+
+    @property
+    def throughput_per_s(self) -> int | None:
+        return self._limiter.limit
+
+    @throughput_per_s.setter
+    def throughput_per_s(self, limit: int | None) -> None:
+        self._limiter.limit = limit
+
+    def add_fault(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
+        """Add a fault (a Fault, or its fields as keywords: `add_fault(kind="drop", count=1)`)."""
+        fault = fault if fault is not None else Fault(**fields)
+        self._faults.add(fault)
+        return fault
+
+    def e113_storm(self, seconds: float) -> Fault:
+        """Answer every call with E113 for `seconds`."""
+        return self.add_fault(e113_storm(seconds))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def reseed_faults(self, seed: int | None) -> None:
+        self._faults.reseed(seed)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._faults.describe()
+
+    def add_template(self, mms_id: str, *, ready_in_s: float = 0.0, outcome: str = "N003") -> None:
+        """Know template `mms_id` (ready now, or after `ready_in_s`), as if saved earlier. No postback."""
+        if not mms_id.isdigit() or outcome not in documents.TEMPLATE_OUTCOMES:
+            raise ValueError("mms_id must be digits and outcome one of N003, E002, E003")
+        with self._lock:
+            self._templates[mms_id] = _Template(time.monotonic() + ready_in_s, outcome)
+
+    def template_state(self, mms_id: str) -> str | None:
+        """ENCODING, READY, BROKEN, or None for a template the account does not have."""
+        with self._lock:
+            template = self._templates.get(mms_id)
+        if template is None:
+            return None
+        if time.monotonic() < template.ready_at:
+            return TemplateState.ENCODING
+        return TemplateState.READY if template.outcome == "N003" else TemplateState.BROKEN
+
+    def _load_templates(self) -> None:
+        with self._lock:
+            self._templates = {mms_id: _Template(0.0, "N003") for mms_id in self._preloaded}
+
+    # -- observation --------------------------------------------------------------------------------------
+    def log(self, since: int = 0) -> list[dict[str, Any]]:
+        """Audit entries after sequence number `since` (API calls and postback attempts), oldest first."""
+        return self._audit.entries(since)
+
+    def stats(self) -> dict[str, Any]:
+        stats = self._audit.stats()
+        stats["postbacks"]["pending"] = self._queue.pending()
+        with self._lock:
+            stats["templates"] = len(self._templates)
+        stats["throughput_per_s"] = self._limiter.limit
+        return stats
+
+    def wait_for_postbacks(self, timeout_s: float = 5.0) -> bool:
+        """Wait until no postback is queued, due for a retry, or in flight."""
+        return self._queue.wait_idle(timeout_s)
+
+    def reset(self) -> None:
+        """Forget calls, statistics, faults, throughput window, queued postbacks and saved templates (the
+        constructor's `templates` come back). Configuration and the id sequence are kept."""
+        self._faults.clear()
+        self._limiter.reset()
+        self._queue.clear()
+        self._load_templates()
+        self._audit.reset()
+
+    # -- the API ------------------------------------------------------------------------------------------
+    def handle_api_call(self, body: bytes | None, content_type: str, client: str) -> Answer:
+        """One POST to the API URL: parse, pick a fault, process, record. `body` None: unreadable."""
+        request: Request | None = None
+        read_error: ApiError | None = None
+        try:
+            if body is None:
+                raise ApiError("E100", "Request too large or without a Content-Length.")
+            request = read_request(body, content_type)
+        except ApiError as error:
+            read_error = error
+        action = canonical_action(request.value("ACTION")) if request is not None else None
+        fault = self._faults.pick(action)
+        processed = fault is None or fault.accept or fault.kind == "delay"
+        outcome = self._process(request, read_error) if processed else None
+        if fault is None or fault.kind == "delay":
+            assert outcome is not None
+            answer = Answer(200, outcome.body, XML_TYPE, delay_s=fault.delay_s if fault else 0.0)
+            label = outcome.error_code or "Success"
+        else:
+            answer, label = self._fault_answer(fault, request)
+        self._record_call(request, action, client, outcome, answer, label, fault)
+        return answer
+
+    def _process(self, request: Request | None, read_error: ApiError | None) -> _Outcome:
+        if request is None:
+            assert read_error is not None
+            return _Outcome(failure_response(read_error), error_code=read_error.code)
+        try:
+            check_credentials(request, self._api_key)
+            action = action_of(request)
+            if not self._limiter.admit(action.value):
+                raise ApiError("E113")
+            accepted = validate(
+                request,
+                action,
+                template_state=self.template_state,
+                senders=self._senders,
+                campaign_check=self._campaign_check,
+            )
+        except ApiError as error:
+            return _Outcome(failure_response(error, to=echoed_to(request, error.code)), error_code=error.code)
+        return self._accept(request, accepted)
+
+    def _fault_answer(self, fault: Fault, request: Request | None) -> tuple[Answer, str]:
+        if fault.kind == "http_error":
+            return Answer(fault.status, _html_error(fault.status), "text/html"), f"http_{fault.status}"
+        if fault.kind == "drop":
+            return Answer(0, b"", "", drop=True), "dropped"
+        if fault.kind == "malformed":
+            return Answer(200, fault.body.encode(), XML_TYPE), "malformed"
+        error = ApiError(fault.code)
+        return Answer(200, failure_response(error, to=echoed_to(request, fault.code)), XML_TYPE), fault.code
+
+    def _record_call(
+        self,
+        request: Request | None,
+        action: Action | None,
+        client: str,
+        outcome: _Outcome | None,
+        answer: Answer,
+        label: str,
+        fault: Fault | None,
+    ) -> None:
+        if action is not None:
+            action_name: str | None = action.value
+        elif request is not None and request.value("ACTION") is not None:
+            action_name = UNKNOWN_ACTION
+        else:
+            action_name = None
+        accepted = outcome is not None and outcome.error_code is None
+        entry = {
+            "client": client,
+            "action": action_name,
+            "to": request.value("TO") if request is not None else None,
+            "fields": request.fields() if request is not None else None,
+            "processed": outcome is not None,
+            "accepted": accepted,
+            "error_code": outcome.error_code if outcome else None,
+            "tracking_id": outcome.tracking_id if outcome else None,
+            "mms_id": outcome.mms_id if outcome else None,
+            "answer": label,
+            "http_status": None if answer.drop else answer.status,
+            "fault": fault.label() if fault else None,
+        }
+        self._audit.api_call(entry, send_key=outcome.send_key if outcome else None)
+
+    def record_refused(self, method: str, client: str) -> None:
+        """A non-POST call to the API URL (refused with 405; its query string is never recorded)."""
+        entry = {
+            "client": client,
+            "action": None,
+            "method": method,
+            "to": None,
+            "fields": None,
+            "processed": False,
+            "accepted": False,
+            "error_code": "E100",
+            "answer": "http_405",
+            "http_status": 405,
+            "fault": None,
+        }
+        self._audit.api_call(entry)
+
+    # -- accepting ----------------------------------------------------------------------------------------
+    def _next_number(self) -> int:
+        with self._lock:
+            return next(self._numbers)
+
+    def _accept(self, request: Request, accepted: Accepted) -> _Outcome:
+        number = self._next_number()
+        action = accepted.action
+        if action is Action.SAVE_MMS:
+            mms_id = str(number)
+            self._save_template(mms_id, accepted)
+            return _Outcome(success_response(action, mms_id=mms_id), mms_id=mms_id)
+        assert action in SEND_ACTIONS
+        assert accepted.to is not None
+        assert accepted.from_ is not None
+        prefix = "SMS" if action is Action.SEND_SMS else "MMS"
+        tracking_id = base64.b64encode(f"{prefix}_{number}".encode()).decode()
+        mms_id = accepted.mms_id if action is Action.SEND_SAVED_MMS else None
+        if action is Action.SEND_MMS:
+            mms_id = str(number)
+        message = Message(
+            action, tracking_id, accepted.to, accepted.from_, number, mms_id, accepted.operator_id
+        )
+        self._schedule_delivery(message)
+        body = success_response(
+            action, to=accepted.to, from_=accepted.from_, mms_id=mms_id, tracking_id=tracking_id
+        )
+        return _Outcome(
+            body, tracking_id=tracking_id, mms_id=mms_id, send_key=(accepted.to, request.content_key(action))
+        )
+
+    def _save_template(self, mms_id: str, accepted: Accepted) -> None:
+        settings = self._settings
+        with self._lock:
+            self._templates[mms_id] = _Template(
+                time.monotonic() + settings.template_delay_s, settings.template_outcome
+            )
+        result = documents.template_result(
+            mms_id, settings.template_outcome, audio_url=accepted.audio_url, video_url=accepted.video_url
+        )
+        self._enqueue(result, delay_s=settings.template_delay_s)
+
+    def _schedule_delivery(self, message: Message) -> None:
+        settings = self._settings
+        outcome = settings.outcome_for(message.action, message.to)
+        now = datetime.now(UTC)
+        for offset, code in documents.delivery_steps(message, settings):
+            # Timestamps tell when the event happened, even when its postback is sent late or out of order.
+            at = now + timedelta(seconds=documents.event_offset(code, settings))
+            postback = documents.delivery_postback(
+                message, code, at, outcome=outcome, status_text=settings.status_text
+            )
+            self._enqueue(postback, delay_s=offset)
+
+    def _enqueue(self, postback: Postback, *, delay_s: float) -> int | None:
+        """Queue `postback` for the account's URL; None if there is no URL or the queue is full."""
+        url = (self.mo_postback_url or self.postback_url) if postback.inbound else self.postback_url
+        if url is None:
+            return None
+        settings = self._settings
+        body = documents.render(postback, settings.dialect)
+        return self._queue.put(
+            postback, body, url=url, due=time.monotonic() + delay_s, copies=settings.duplicates
+        )
+
+    # -- inbound and raw postbacks ------------------------------------------------------------------------
+    def _inject(self, postback: Postback) -> dict[str, Any]:
+        if (self.mo_postback_url or self.postback_url) is None:
+            raise RuntimeError("no postback URL is configured")
+        delivery_id = self._enqueue(postback, delay_s=0.0)
+        return {
+            "origin": postback.origin,
+            "code": postback.code,
+            "delivery_id": delivery_id,
+            "fields": {
+                name: value if isinstance(value, str) else list(value) for name, value in postback.fields
+            },
+        }
+
+    def inject_sms_mo(
+        self, *, from_: str, to: str, text: str, transaction_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send SMS_MO N211 (an inbound SMS) now. Returns what was queued, with the TRANSACTIONID."""
+        number = self._next_number()
+        transaction_id = transaction_id or f"7K2QD-{number % 100000:05d}-SIM{number % 1000:03d}"
+        return self._inject(
+            documents.sms_mo(
+                from_=from_, to=to, text=text, transaction_id=transaction_id, at=datetime.now(UTC)
+            )
+        )
+
+    def inject_mms_mo(
+        self,
+        *,
+        from_: str,
+        to: str,
+        files: Iterable[str],
+        keyword: str = "",
+        subject: str = "",
+        tracking_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Send MMS_MO N401 (an inbound MMS with `files` as CONTENT/FILE URLs) now."""
+        tracking_id = tracking_id or f"MMS_MO_{self._next_number():x}"
+        postback = documents.mms_mo(
+            from_=from_,
+            to=to,
+            files=tuple(files),
+            tracking_id=tracking_id,
+            at=datetime.now(UTC),
+            keyword=keyword,
+            subject=subject,
+        )
+        return self._inject(postback)
+
+    def inject_subscription(
+        self,
+        *,
+        mobile: str,
+        campaign_id: str,
+        subscribed: bool = True,
+        shortcode: str = "",
+        source: str = "MO",
+    ) -> dict[str, Any]:
+        """Send SUB N301 (subscribed) or N302 (unsubscribed) now."""
+        postback = documents.subscription(
+            mobile=mobile,
+            campaign_id=campaign_id,
+            subscribed=subscribed,
+            at=datetime.now(UTC),
+            shortcode=shortcode,
+            campaign_title="Simulated campaign",
+            brand_name="Simulated brand",
+            source=source,
+        )
+        return self._inject(postback)
+
+    def inject_postback(self, body: bytes) -> dict[str, Any]:
+        """Send `body` as it is (a sample file, a hostile document) through the postback queue now."""
+        if self.postback_url is None:
+            raise RuntimeError("no postback URL is configured")
+        postback = _describe_raw(body)
+        delivery_id = self._queue.put(
+            postback, body, url=self.postback_url, due=time.monotonic(), copies=self._settings.duplicates
+        )
+        return {"origin": postback.origin, "code": postback.code, "delivery_id": delivery_id}
+
+
+def _describe_raw(body: bytes) -> Postback:
+    """ORIGIN, CODE and TRACKINGID/MMSID of a raw body for the log, as far as it can be read."""
+    try:
+        root = parse_document(body)
+    except ApiError:
+        return Postback("RAW", "RAW")
+    found = {
+        normalise_name(child.tag): (child.text or "").strip() for child in root if isinstance(child.tag, str)
+    }
+    fields = tuple((name, found[name]) for name in ("TRACKINGID", "MMSID") if name in found)
+    return Postback(found.get("ORIGIN") or "RAW", found.get("CODE") or "RAW", fields)
