@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from local import stack
+from local.serve import until_stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-dir", type=Path, default=stack.ROOT / ".local" / "logs")
     args = parser.parse_args(argv)
 
-    stopping = threading.Event()
-    # SIGTERM (as from a test or a supervisor) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     running = stack.start(
         host=args.host,
         port=args.port,
@@ -42,12 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"postback URL:  {running.postback_url}", flush=True)
     print(f"AWS endpoint:  {running.endpoint_url}", flush=True)
     print(f"endpoints:     {args.endpoints_file}", flush=True)
-    print("Ctrl-C stops.", flush=True)
     try:
-        while not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        until_stopped()
     finally:
         print("stopping the local stack", file=sys.stderr, flush=True)
         running.stop()

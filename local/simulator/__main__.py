@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 
+from local.serve import until_stopped
 from local.simulator import Fault, PostbackSettings, ProviderSimulator
 from local.simulator.postbacks import DIALECTS, MMS_OUTCOMES, SMS_OUTCOMES, TEMPLATE_OUTCOMES
 
@@ -89,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with simulator:
         print(f"API URL:       {simulator.api_url}", flush=True)
         print(
@@ -98,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         print(f"postbacks to:  {simulator.postback_url or '(none)'}", flush=True)
-        print("Ctrl-C stops.", flush=True)
-        try:
-            while not stopping.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        until_stopped()
     return 0
 
 
