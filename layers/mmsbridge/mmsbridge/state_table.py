@@ -18,7 +18,7 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def _to_dynamo(values: dict[str, Any]) -> dict[str, Any]:
+def to_dynamo(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in values.items()}
 
 
@@ -42,6 +42,10 @@ class StateTable:
         self.name = table_name
         self._sleep = sleep
 
+    @property
+    def client(self) -> Any:
+        return self._dynamodb
+
     # -- writing ------------------------------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyResult:
         """Write the plan: puts in BatchWriteItem calls of 25, unprocessed items retried with backoff. An item
@@ -61,7 +65,7 @@ class StateTable:
         self, items: list[dict[str, Any]], keys: list[tuple[str, str]], result: ApplyResult
     ) -> list[tuple[str, str]]:
         """Returns the keys that were not written."""
-        requests = [{"PutRequest": {"Item": _to_dynamo(item)}} for item in items]
+        requests = [{"PutRequest": {"Item": to_dynamo(item)}} for item in items]
         for attempt in range(_UNPROCESSED_RETRIES + 1):
             try:
                 result.calls += 1
@@ -85,7 +89,7 @@ class StateTable:
         try:
             result.calls += 1
             self._dynamodb.put_item(
-                TableName=self.name, Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
+                TableName=self.name, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
             )
         except ClientError as error:
             if error.response["Error"].get("Code") == "ConditionalCheckFailedException":
@@ -94,10 +98,24 @@ class StateTable:
             result.failed_records.add(record_id)
             result.errors.append(f"quarantine: {error}")
 
+    def put_all(self, items: list[dict[str, Any]]) -> list[str]:
+        """Plain puts of independent items (BatchWriteItem, 25 at a time); the errors, if any item failed."""
+        result = ApplyResult()
+        for start in range(0, len(items), BATCH_LIMIT):
+            chunk = items[start : start + BATCH_LIMIT]
+            self._put_batch(chunk, [(item["pk"], item["sk"]) for item in chunk], result)
+        return result.errors
+
+    def put_new(self, item: dict[str, Any]) -> None:
+        """Put an item unless one with its key exists (ConditionalCheckFailedException otherwise)."""
+        self._dynamodb.put_item(
+            TableName=self.name, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
+        )
+
     # -- reading ------------------------------------------------------------------------------------
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self._dynamodb.get_item(
-            TableName=self.name, Key=_to_dynamo({"pk": pk, "sk": sk}), ConsistentRead=True
+            TableName=self.name, Key=to_dynamo({"pk": pk, "sk": sk}), ConsistentRead=True
         ).get("Item")
         return from_dynamo(item) if item else None
 
@@ -126,7 +144,7 @@ class StateTable:
             "TableName": self.name,
             "KeyConditionExpression": expression,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_dynamo(values),
+            "ExpressionAttributeValues": to_dynamo(values),
             "ScanIndexForward": forward,
         }
         if index is not None:
@@ -168,7 +186,7 @@ class StateTable:
                 state_code=top["code"],
                 state_at=top["at"],
                 rank=int(top["rank"]),
-                state_raw_key=top["raw_key"],
+                state_raw_key=top.get("raw_key"),
             )
         final_codes = sorted({m["code"] for m in markers if int(m["rank"]) >= 2})
         view["final_codes"] = final_codes
@@ -212,7 +230,7 @@ class StateTable:
                     if close_final:
                         self._dynamodb.update_item(
                             TableName=self.name,
-                            Key=_to_dynamo({"pk": marker["pk"], "sk": marker["sk"]}),
+                            Key=to_dynamo({"pk": marker["pk"], "sk": marker["sk"]}),
                             UpdateExpression="REMOVE gsi1pk, gsi1sk",
                         )
                     continue

@@ -1,0 +1,118 @@
+"""The shared limiter: every sender invocation takes its provider call slots from one item in the state table.
+
+It is GCRA (the generic cell rate algorithm): the item holds the *theoretical arrival time* (TAT), the
+earliest moment the next call may start. Taking a slot is a compare-and-set: slot = max(TAT, now), and TAT
+moves to slot + 1/rate. The caller waits until its slot, so calls from all containers leave at least
+1/rate apart: any one-second window holds at most `rate` of them, however many invocations run. Idle time
+does not accumulate into a burst (slots are never in the past). On E113 the whole sender slows down:
+`penalise` pushes TAT forward for everyone.
+
+`next_slot` is pure; `SharedLimiter` is the DynamoDB adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
+
+__all__ = ["HEADROOM", "SharedLimiter", "Slot", "next_slot"]
+
+KEY: Final = {"pk": "PACE#provider", "sk": "PACE"}
+# Calls are spaced for this share of the agreed rate: network jitter must not push two calls into one
+# provider window and turn pacing into E113s.
+HEADROOM: Final = 0.97
+_TRIES: Final = 12
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: float  # epoch seconds; the call may leave at this moment
+    new_tat: float
+
+
+def next_slot(tat: float | None, now: float, rate_per_s: float) -> Slot:
+    """The slot a call gets when the limiter's TAT is `tat` (None: never used) at `now`."""
+    if rate_per_s <= 0:
+        raise ValueError("rate_per_s must be > 0")
+    start = now if tat is None else max(tat, now)
+    return Slot(start=start, new_tat=start + 1.0 / rate_per_s)
+
+
+def _micros(value: float) -> int:
+    """Stored as whole microseconds: exact in DynamoDB and in a float, so compare-and-set compares equals."""
+    return round(value * 1_000_000)
+
+
+class SharedLimiter:
+    def __init__(
+        self,
+        table: StateTable,
+        rate_per_s: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._table = table
+        self._client = table.client
+        self.rate_per_s = rate_per_s * HEADROOM
+        self._clock = clock
+        self._sleep = sleep
+        self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
+
+    def acquire(self, *, max_wait_s: float) -> float | None:
+        """Take the next slot and wait for it. Returns the seconds waited, or None (nothing taken) when the
+        slot is more than `max_wait_s` away: the caller should hand its work back instead of waiting."""
+        for _ in range(_TRIES):
+            now = self._clock()
+            slot = next_slot(self._tat, now, self.rate_per_s)
+            if slot.start - now > max_wait_s:
+                self._tat = None  # read afresh next time: others may have moved on
+                return None
+            if self._compare_and_set(self._tat, slot.new_tat):
+                self._tat = slot.new_tat
+                wait = max(0.0, slot.start - self._clock())
+                if wait:
+                    self._sleep(wait)
+                return wait
+        return None  # heavy contention: hand the work back rather than spin
+
+    def penalise(self, seconds: float) -> None:
+        """Hold every invocation's next call back by `seconds` from now (after an E113)."""
+        for _ in range(_TRIES):
+            target = self._clock() + seconds
+            if self._tat is not None and self._tat >= target:
+                return
+            if self._compare_and_set(self._tat, target):
+                self._tat = target
+                return
+
+    def _compare_and_set(self, expected: float | None, new: float) -> bool:
+        """Set TAT to `new` if it is still `expected`; on a conflict, learn the current value."""
+        if expected is None:
+            condition = "attribute_not_exists(tat)"
+            values = {":new": _micros(new)}
+        else:
+            condition = "tat = :expected"
+            values = {":new": _micros(new), ":expected": _micros(expected)}
+        try:
+            self._client.update_item(
+                TableName=self._table.name,
+                Key=to_dynamo(KEY),
+                UpdateExpression="SET tat = :new",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_dynamo(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            current: dict[str, Any] = from_dynamo(error.response.get("Item") or {})
+            self._tat = int(current["tat"]) / 1_000_000 if "tat" in current else None
+            return False

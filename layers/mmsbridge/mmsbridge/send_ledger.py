@@ -1,0 +1,178 @@
+"""The sender's records in the state table, pure: keys, statuses and items.
+
+Keys (pk / sk):
+  REQ#<request_id>     REQUEST              the request's ledger: status, reasons, attempts, the provider's
+                                            answer; the idempotency record (one per request_id)
+  REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id
+  MSG#<trackingid>     REQUEST              the outbound record: what was sent, so delivery reports join it
+  MSG#<trackingid>     RANK#0#SUBMITTED     the SUBMITTED state marker (on the open index)
+  PACE#provider        PACE                 the shared limiter's state (pacing.py)
+
+Ledger statuses: SENDING (an attempt holds the request, until `lease_until`), RETRY (no attempt holds it;
+the next delivery may call the provider), and the final ones: ACCEPTED, REJECTED, SUPPRESSED, FAILED and
+OUTCOME_UNKNOWN. A final ledger is never sent again; the operator CLI can re-drive one deliberately. Final
+statuses other than ACCEPTED are listed on gsi1 under SEND#<status>, newest last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from mmsbridge.provider_api import ProviderResult
+from mmsbridge.send_request import REQUEST_ID_MAX, SendMMS, SendRequest, SendSavedMMS
+from mmsbridge.state_writes import iso, open_shard, rank_sk
+from mmsbridge.states import MessageState
+
+__all__ = [
+    "FINAL",
+    "SendStatus",
+    "accepted_fields",
+    "ledger_key",
+    "listing_key",
+    "outbound_items",
+    "rejected_item",
+    "sha256_hex",
+]
+
+LEDGER_SK: Final = "REQUEST"
+# A request_id too long or too odd to be a key is still recorded, under the body's hash.
+_KEYABLE_ID_MAX: Final = 256
+
+
+class SendStatus(StrEnum):
+    SENDING = "SENDING"
+    RETRY = "RETRY"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    SUPPRESSED = "SUPPRESSED"
+    FAILED = "FAILED"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+
+
+FINAL: Final = frozenset(
+    {
+        SendStatus.ACCEPTED,
+        SendStatus.REJECTED,
+        SendStatus.SUPPRESSED,
+        SendStatus.FAILED,
+        SendStatus.OUTCOME_UNKNOWN,
+    }
+)
+
+
+def sha256_hex(body: str | bytes) -> str:
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    return hashlib.sha256(data).hexdigest()
+
+
+def ledger_key(request_id: str) -> dict[str, str]:
+    return {"pk": f"REQ#{request_id}", "sk": LEDGER_SK}
+
+
+def listing_key(status: SendStatus, at: datetime, request_id: str) -> dict[str, str]:
+    """gsi1 keys that list a final, not-accepted request under its status (operators' worklists)."""
+    return {"gsi1pk": f"SEND#{status.value}", "gsi1sk": f"{iso(at)}#{request_id}"}
+
+
+def rejected_item(
+    body: str, request_id: object, reasons: list[tuple[str, str]], now: datetime
+) -> dict[str, Any]:
+    """A refused request, keyed by its request_id when it has a usable one, else by the body's hash."""
+    digest = sha256_hex(body)
+    usable = (
+        isinstance(request_id, str) and 0 < len(request_id) <= _KEYABLE_ID_MAX and request_id.isprintable()
+    )
+    key = ledger_key(request_id) if usable else {"pk": f"REJECTED#{digest}", "sk": LEDGER_SK}  # type: ignore[arg-type]
+    shown_id = request_id if usable else None
+    return {
+        **key,
+        "type": "send_request",
+        "request_id": shown_id,
+        "status": SendStatus.REJECTED.value,
+        "reasons": [{"field": field, "reason": reason} for field, reason in reasons],
+        "request_id_valid": usable and len(str(request_id)) <= REQUEST_ID_MAX,
+        "body": body,
+        "payload_sha256": digest,
+        "received_at": iso(now),
+        "updated_at": iso(now),
+        **listing_key(SendStatus.REJECTED, now, shown_id or digest),
+    }
+
+
+def request_summary(request: SendRequest) -> dict[str, Any]:
+    """The addressing of a request as recorded in its ledger and outbound record."""
+    summary: dict[str, Any] = {
+        "request_id": request.request_id,
+        "action": request.action.value,
+        "to": request.to,
+        "from": request.from_,
+    }
+    if request.campaign_ref:
+        summary["campaign_ref"] = request.campaign_ref
+    if isinstance(request, SendSavedMMS):
+        summary["mms_id"] = request.mms_id
+    elif isinstance(request, SendMMS):
+        summary["name"] = request.name
+    return summary
+
+
+def accepted_fields(result: ProviderResult, now: datetime) -> dict[str, Any]:
+    """What the ledger keeps of the provider's Success answer."""
+    return {
+        "tracking_id": result.tracking_id,
+        "provider_mms_id": result.mms_id,
+        "provider_to": result.to,
+        "provider_from": result.from_,
+        "status_details": result.status_details,
+        "accepted_at": iso(now),
+    }
+
+
+def outbound_items(ledger: dict[str, Any], *, retention_days: int = 0) -> list[dict[str, Any]]:
+    """The outbound record and the SUBMITTED marker under the message's TRACKINGID, from an ACCEPTED ledger.
+
+    Plain puts: both are pure functions of the ledger, so writing them again changes nothing. The marker
+    ranks lowest, so a delivery report that arrived first keeps the message's state where it is.
+    """
+    tracking_id = ledger["tracking_id"]
+    pk = f"MSG#{tracking_id}"
+    accepted_at = ledger["accepted_at"]
+    outbound = {
+        "pk": pk,
+        "sk": LEDGER_SK,
+        "type": "outbound",
+        "tracking_id": tracking_id,
+        "mms_id": ledger.get("provider_mms_id") or ledger.get("mms_id"),
+        "accepted_at": accepted_at,
+        "status_details": ledger.get("status_details"),
+        "provider_from": ledger.get("provider_from"),
+        **{k: ledger[k] for k in ("request_id", "action", "to", "from", "campaign_ref") if k in ledger},
+    }
+    state = MessageState.SUBMITTED
+    marker = {
+        "pk": pk,
+        "sk": rank_sk(state.rank, state.value),
+        "type": "message_state",
+        "rank": state.rank,
+        "state": state.value,
+        "code": state.value,
+        "at": accepted_at,
+        "tracking_id": tracking_id,
+        "failure_reason": None,
+        "via_link": False,
+        "raw_key": None,
+        "gsi1pk": open_shard(tracking_id),
+        "gsi1sk": f"{accepted_at}#{tracking_id}",
+    }
+    items = [outbound, marker]
+    if retention_days > 0:
+        expires = int(datetime.fromisoformat(accepted_at).timestamp()) + retention_days * 86400
+        for item in items:
+            item["expires_at"] = expires
+    return [
+        {k: v for k, v in item.items() if v is not None or k in ("failure_reason", "raw_key")}
+        for item in items
+    ]

@@ -1,0 +1,451 @@
+"""The sender: one batch of send requests from SQS to the provider, each at most once, paced, E113 re-driven.
+
+Per record: validate (a refused request is recorded with its reasons) -> claim the request in its ledger
+(the idempotency record: duplicates and redeliveries stop here) -> suppression list -> optional media
+preflight -> a slot from the shared limiter -> one provider call -> the outcome recorded. Every record ends
+as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility timeout) or DEAD_LETTER
+(to the send DLQ with its reason). The handler turns those into SQS calls and a partial batch response.
+
+Error classes (API.md §4): THROTTLE stops the batch (this record and every unsent one come back after a
+jittered backoff, never dead-lettered before `max_throttled_s`); AUTH_CONFIG stops the batch too (alarm
+metric; the messages wait for the fix); TRANSIENT retries with backoff up to `max_attempts` calls, except an
+outcome-unknown failure, which at most once is final (OUTCOME_UNKNOWN); PERMANENT and UNKNOWN are FAILED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from mmsbridge.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_seconds
+from mmsbridge.pacing import SharedLimiter
+from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
+from mmsbridge.provider_client import READ_TIMEOUT_S, ProviderClient, ProviderReply
+from mmsbridge.send_ledger import SendStatus, accepted_fields, rejected_item
+from mmsbridge.send_request import InvalidSendRequest, SendMMS, SendRequest, parse_send_request_json
+from mmsbridge.send_store import Claim, ClaimKind, SendLedger
+from mmsbridge.state_table import StateTable
+
+__all__ = ["Delivery", "Disposition", "RecordResult", "Sender", "SenderSettings"]
+
+_CALL_BUDGET_S: Final = READ_TIMEOUT_S + 5.0  # time a call may take, kept free before the deadline
+_MAX_PACING_WAIT_S: Final = 10.0
+
+
+class Delivery(StrEnum):
+    AT_MOST_ONCE = "at-most-once"
+    AT_LEAST_ONCE = "at-least-once"
+
+
+class Disposition(StrEnum):
+    DONE = "done"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_s: float
+    cap_s: float
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    delivery: Delivery = Delivery.AT_MOST_ONCE
+    max_attempts: int = 5
+    max_throttled_s: float = 6 * 3600
+    media_preflight: bool = False
+    default_country_code: str | None = None
+    retention_days: int = 0
+    poison_receives: int = 5  # an unexpected error this many receives in a row: to the DLQ
+    throttled: Backoff = Backoff(1.0, 300.0)
+    transient: Backoff = Backoff(2.0, 300.0)
+    account: Backoff = Backoff(30.0, 900.0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SenderSettings:
+        return cls(
+            delivery=Delivery(env.get("DELIVERY", Delivery.AT_MOST_ONCE.value)),
+            max_attempts=int(env.get("MAX_ATTEMPTS", "5")),
+            max_throttled_s=float(env.get("MAX_THROTTLED_MINUTES", "360")) * 60,
+            media_preflight=env.get("MEDIA_PREFLIGHT", "false").lower() == "true",
+            default_country_code=env.get("DEFAULT_COUNTRY_CODE") or None,
+            retention_days=int(env.get("HISTORY_RETENTION_DAYS", "0")),
+        )
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    message_id: str
+    receipt_handle: str
+    disposition: Disposition
+    outcome: str  # accepted, rejected, suppressed, failed, outcome_unknown, duplicate, throttled, ...
+    request_id: str | None = None
+    visibility_s: int | None = None
+    reason: str | None = None  # why it was dead-lettered or not sent
+    tracking_id: str | None = None
+    code: str | None = None
+
+
+@dataclass
+class BatchReport:
+    results: list[RecordResult] = field(default_factory=list)
+    stopped: str | None = None  # throttled, account or unreachable: why the batch stopped calling
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for result in self.results if result.outcome == outcome)
+
+
+@dataclass
+class _Record:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    first_sent_s: float
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> _Record:
+        attributes = record.get("attributes") or {}
+        return cls(
+            message_id=record["messageId"],
+            receipt_handle=record["receiptHandle"],
+            body=record.get("body") or "",
+            receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+            first_sent_s=int(attributes.get("SentTimestamp", "0")) / 1000,
+        )
+
+
+_STOP_BACKOFF: Final = {"throttled": "throttled", "account": "account", "unreachable": "transient"}
+_HELD_BACK: Final = frozenset({"throttled", "account"})  # not dead-lettered before max_throttled_s
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        table: StateTable,
+        ledger: SendLedger,
+        limiter: SharedLimiter,
+        client: ProviderClient,
+        api_key: Callable[[], str],
+        forget_api_key: Callable[[], None],
+        settings: SenderSettings,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._table = table
+        self._ledger = ledger
+        self._limiter = limiter
+        self._client = client
+        self._api_key = api_key
+        self._forget_api_key = forget_api_key
+        self.settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    # -- the batch ------------------------------------------------------------------------------------
+    def send_batch(self, records: list[Mapping[str, Any]], *, deadline: float) -> BatchReport:
+        """`deadline`: epoch seconds by which the invocation must be done (the Lambda timeout)."""
+        report = BatchReport()
+        parsed = [_Record.of(record) for record in records]
+        try:
+            api_key = self._api_key()
+        except Exception as error:
+            report.stopped = "account"
+            detail = f"the API key could not be read ({type(error).__name__})"
+            report.results = [self._hand_back(r, "account_error", "account", reason=detail) for r in parsed]
+            return report
+        for record in parsed:
+            if report.stopped:
+                outcome = "deferred"
+                report.results.append(self._hand_back(record, outcome, _STOP_BACKOFF[report.stopped]))
+                continue
+            try:
+                result, stop = self._one(record, api_key, deadline)
+            except Exception as error:
+                result, stop = self._failed(record, error), None
+            report.results.append(result)
+            report.stopped = stop
+        return report
+
+    def _failed(self, record: _Record, error: Exception) -> RecordResult:
+        detail = f"{type(error).__name__}: {str(error)[:300]}"
+        if record.receive_count >= self.settings.poison_receives:
+            return RecordResult(
+                record.message_id,
+                record.receipt_handle,
+                Disposition.DEAD_LETTER,
+                "error",
+                reason=f"failed {record.receive_count} times; last error {detail}",
+            )
+        return self._hand_back(record, "error", "transient", reason=detail)
+
+    def _hand_back(
+        self,
+        record: _Record,
+        outcome: str,
+        backoff: str,
+        *,
+        request_id: str | None = None,
+        retry_after_s: float | None = None,
+        reason: str | None = None,
+        code: str | None = None,
+    ) -> RecordResult:
+        age = self._clock() - record.first_sent_s if record.first_sent_s else 0.0
+        if backoff in _HELD_BACK and age > self.settings.max_throttled_s:
+            minutes = round(self.settings.max_throttled_s / 60)
+            why = "throttled by the provider" if backoff == "throttled" else "refused by the provider"
+            return RecordResult(
+                record.message_id,
+                record.receipt_handle,
+                Disposition.DEAD_LETTER,
+                outcome,
+                request_id=request_id,
+                reason=f"{why} for more than {minutes} minutes" + (f" ({reason})" if reason else ""),
+                code=code,
+            )
+        policy: Backoff = getattr(self.settings, backoff)
+        if retry_after_s is not None:
+            visibility = min(SQS_MAX_VISIBILITY_TIMEOUT, max(1, math.ceil(retry_after_s)))
+        else:
+            visibility = visibility_timeout_seconds(
+                record.receive_count, base=policy.base_s, cap=policy.cap_s, rng=self._rng, minimum=1
+            )
+        return RecordResult(
+            record.message_id,
+            record.receipt_handle,
+            Disposition.RETRY,
+            outcome,
+            request_id=request_id,
+            visibility_s=visibility,
+            reason=reason,
+            code=code,
+        )
+
+    def _done(self, record: _Record, outcome: str, request_id: str | None, **extra: Any) -> RecordResult:
+        return RecordResult(
+            record.message_id, record.receipt_handle, Disposition.DONE, outcome, request_id, **extra
+        )
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    # -- one record -----------------------------------------------------------------------------------
+    def _one(self, record: _Record, api_key: str, deadline: float) -> tuple[RecordResult, str | None]:
+        try:
+            request = parse_send_request_json(
+                record.body, default_country_code=self.settings.default_country_code
+            )
+        except InvalidSendRequest as error:
+            request_id = error.request_id or _raw_request_id(record.body)
+            self._ledger.record_rejected(rejected_item(record.body, request_id, error.errors, self._now()))
+            reason = "; ".join(f"{name}: {why}" for name, why in error.errors)
+            return self._done(record, "rejected", request_id, reason=reason), None
+        claim = self._ledger.claim(
+            request,
+            record.body,
+            now=self._now(),
+            lease_until=deadline + 5.0,
+            resend_orphans=self.settings.delivery is Delivery.AT_LEAST_ONCE,
+        )
+        request_id = request.request_id
+        if claim.kind is ClaimKind.DUPLICATE:
+            if claim.ledger.get("status") == SendStatus.ACCEPTED.value and claim.ledger.get("tracking_id"):
+                # Repairs an attempt that recorded ACCEPTED but stopped before the outbound record.
+                self._ledger.write_outbound(claim.ledger, retention_days=self.settings.retention_days)
+            return self._done(record, "duplicate", request_id, reason=str(claim.ledger.get("status"))), None
+        if claim.kind is ClaimKind.ORPHANED:
+            return self._done(record, "outcome_unknown", request_id, reason="orphaned attempt"), None
+        if claim.kind is ClaimKind.BUSY:
+            lease_left = float(claim.ledger.get("lease_until", 0)) - self._clock()
+            return self._hand_back(
+                record, "busy", "transient", request_id=request_id, retry_after_s=max(1.0, lease_left + 1)
+            ), None
+        return self._attempt(record, request, claim, api_key, deadline)
+
+    def _attempt(
+        self, record: _Record, request: SendRequest, claim: Claim, api_key: str, deadline: float
+    ) -> tuple[RecordResult, str | None]:
+        request_id = request.request_id
+        called = False
+        try:
+            if self._table.suppressed(request.to):
+                self._ledger.finish(
+                    claim,
+                    SendStatus.SUPPRESSED,
+                    self._now(),
+                    {"error_info": f"{request.to} is on the suppression list (opted out)"},
+                    outcome="suppressed",
+                    called=False,
+                )
+                return self._done(record, "suppressed", request_id), None
+            if self.settings.media_preflight and isinstance(request, SendMMS):
+                problem = self._preflight(request)
+                if problem is not None:
+                    return self._media_problem(record, claim, request_id, problem), None
+            max_wait = min(_MAX_PACING_WAIT_S, deadline - self._clock() - _CALL_BUDGET_S)
+            waited = self._limiter.acquire(max_wait_s=max(0.0, max_wait))
+            if waited is None:
+                self._ledger.release(claim, self._now(), outcome="paced", called=False)
+                return self._hand_back(record, "paced", "throttled", request_id=request_id), "throttled"
+            called = True
+            reply = self._client.call(build_request_xml(request, api_key), api_key=api_key)
+        except Exception:
+            if not called:  # the provider was not called: hand the request back rather than leave it SENDING
+                with contextlib.suppress(Exception):  # else the lease protects it; the first error wins
+                    self._ledger.release(claim, self._now(), outcome="error", called=False)
+            raise
+        return self._outcome(record, request, claim, reply)
+
+    def _preflight(self, request: SendMMS) -> tuple[str, str, str] | None:
+        for number, slide in enumerate(request.slides, start=1):
+            for slot in ("image_url", "audio_url", "video_url"):
+                url = getattr(slide, slot, None)
+                if url:
+                    problem = self._client.preflight(url)
+                    if problem is not None:
+                        return problem[0], f"slides[{number - 1}].{slot}", problem[1]
+        return None
+
+    def _media_problem(
+        self, record: _Record, claim: Claim, request_id: str, problem: tuple[str, str, str]
+    ) -> RecordResult:
+        kind, where, reason = problem
+        now = self._now()
+        failures = int(claim.ledger.get("transient_failures", 0)) + 1
+        if kind == "permanent" or failures >= self.settings.max_attempts:
+            self._ledger.finish(
+                claim,
+                SendStatus.REJECTED,
+                now,
+                {"reasons": [{"field": where, "reason": f"media preflight: {reason}"}]},
+                outcome="media_preflight",
+                called=False,
+            )
+            return self._done(record, "rejected", request_id, reason=f"{where}: {reason}")
+        self._ledger.release(
+            claim, now, outcome="media_preflight", detail=reason, called=False, counter="transient_failures"
+        )
+        return self._hand_back(record, "transient_retry", "transient", request_id=request_id, reason=reason)
+
+    def _outcome(
+        self, record: _Record, request: SendRequest, claim: Claim, reply: ProviderReply
+    ) -> tuple[RecordResult, str | None]:
+        result = reply.result
+        request_id = request.request_id
+        now = self._now()
+        if result.ok:
+            ledger = self._ledger.finish(
+                claim, SendStatus.ACCEPTED, now, accepted_fields(result, now), outcome="accepted", called=True
+            )
+            if ledger is not None:
+                self._ledger.write_outbound(ledger, retention_days=self.settings.retention_days)
+            return self._done(record, "accepted", request_id, tracking_id=result.tracking_id), None
+        error_class = result.error_class
+        code = result.error_code or (result.transport_error.value if result.transport_error else None)
+        if error_class is ErrorClass.THROTTLE:
+            self._limiter.penalise(reply.retry_after_s or 1.0)
+            self._ledger.release(claim, now, outcome="throttled", code=code, called=True, counter="throttled")
+            return self._hand_back(
+                record,
+                "throttled",
+                "throttled",
+                request_id=request_id,
+                retry_after_s=reply.retry_after_s,
+                code=code,
+            ), "throttled"
+        if error_class is ErrorClass.AUTH_CONFIG:
+            self._forget_api_key()  # read it afresh next time: the fix may be a new key
+            self._ledger.release(
+                claim,
+                now,
+                outcome="account",
+                code=code,
+                detail=result.error_info,
+                called=True,
+                counter="account_errors",
+            )
+            return self._hand_back(
+                record, "account_error", "account", request_id=request_id, reason=result.error_info, code=code
+            ), "account"
+        if error_class is ErrorClass.TRANSIENT:
+            return self._transient(record, claim, request_id, result, code, now)
+        self._ledger.finish(
+            claim, SendStatus.FAILED, now, _failure(result), outcome="failed", called=True, code=code
+        )
+        outcome = "failed" if error_class is ErrorClass.PERMANENT else "failed_unknown_code"
+        return self._done(record, outcome, request_id, code=code, reason=result.error_info), None
+
+    def _transient(
+        self,
+        record: _Record,
+        claim: Claim,
+        request_id: str,
+        result: ProviderResult,
+        code: str | None,
+        now: datetime,
+    ) -> tuple[RecordResult, str | None]:
+        stop = "unreachable" if result.transport_error is not None else None
+        if result.outcome_unknown and self.settings.delivery is Delivery.AT_MOST_ONCE:
+            fields = {**_failure(result), "outcome_unknown_reason": result.error_info}
+            self._ledger.finish(
+                claim,
+                SendStatus.OUTCOME_UNKNOWN,
+                now,
+                fields,
+                outcome="outcome_unknown",
+                called=True,
+                code=code,
+            )
+            return self._done(
+                record, "outcome_unknown", request_id, code=code, reason=result.error_info
+            ), stop
+        failures = int(claim.ledger.get("transient_failures", 0)) + 1
+        if failures >= self.settings.max_attempts:
+            fields = {**_failure(result), "transient_failures": failures}
+            self._ledger.finish(
+                claim, SendStatus.FAILED, now, fields, outcome="failed", called=True, code=code
+            )
+            reason = f"{failures} transient failures; last: {result.error_info}"
+            return self._done(record, "failed", request_id, code=code, reason=reason), stop
+        self._ledger.release(
+            claim,
+            now,
+            outcome="transient",
+            code=code,
+            detail=result.error_info,
+            called=True,
+            counter="transient_failures",
+        )
+        return self._hand_back(
+            record, "transient_retry", "transient", request_id=request_id, reason=result.error_info, code=code
+        ), stop
+
+
+def _raw_request_id(body: str) -> object:
+    """The request_id of a refused body, as given, so the refusal is findable by it where it can be a key."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return payload.get("request_id") if isinstance(payload, dict) else None
+
+
+def _failure(result: ProviderResult) -> dict[str, Any]:
+    return {
+        "error_code": result.error_code,
+        "error_class": result.error_class.value if result.error_class else None,
+        "error_info": result.error_info,
+        "transport_error": result.transport_error.value if result.transport_error else None,
+        "http_status": result.http_status,
+        "provider_tracking_id": result.tracking_id,
+    }
