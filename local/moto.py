@@ -1,4 +1,5 @@
-"""moto in server mode, as a child process on loopback: the local stand-in for AWS."""
+"""moto in server mode, as a child process on loopback: the local stand-in for AWS (with DynamoDB's
+single-item atomicity restored: see local/moto_main.py)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = {**os.environ, **LOCAL_CREDENTIALS}
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, **LOCAL_CREDENTIALS, "PYTHONPATH": path}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", "local.moto_main", "-H", self.host, "-p", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

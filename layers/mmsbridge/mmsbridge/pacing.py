@@ -24,6 +24,10 @@ from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
 __all__ = ["HEADROOM", "SharedLimiter", "Slot", "next_slot"]
 
 KEY: Final = {"pk": "PACE#provider", "sk": "PACE"}
+# A TAT further ahead than this is not a queue of waiting calls but a clock gone wrong (or a stale
+# penalty): it is reset to now instead of stalling every sender.
+HORIZON_S: Final = 300.0
+MAX_PENALTY_S: Final = 60.0
 # Calls are spaced for this share of the agreed rate: network jitter must not push two calls into one
 # provider window and turn pacing into E113s.
 HEADROOM: Final = 0.97
@@ -57,7 +61,9 @@ class SharedLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        key: dict[str, str] | None = None,
     ) -> None:
+        self._key = key or KEY
         self._table = table
         self._client = table.client
         self.rate_per_s = rate_per_s * HEADROOM
@@ -70,7 +76,10 @@ class SharedLimiter:
         slot is more than `max_wait_s` away: the caller should hand its work back instead of waiting."""
         for _ in range(_TRIES):
             now = self._clock()
-            slot = next_slot(self._tat, now, self.rate_per_s)
+            tat = self._tat
+            if tat is not None and tat - now > HORIZON_S:
+                tat = now
+            slot = next_slot(tat, now, self.rate_per_s)
             if slot.start - now > max_wait_s:
                 self._tat = None  # read afresh next time: others may have moved on
                 return None
@@ -85,7 +94,7 @@ class SharedLimiter:
     def penalise(self, seconds: float) -> None:
         """Hold every invocation's next call back by `seconds` from now (after an E113)."""
         for _ in range(_TRIES):
-            target = self._clock() + seconds
+            target = self._clock() + min(seconds, MAX_PENALTY_S)
             if self._tat is not None and self._tat >= target:
                 return
             if self._compare_and_set(self._tat, target):
@@ -103,7 +112,7 @@ class SharedLimiter:
         try:
             self._client.update_item(
                 TableName=self._table.name,
-                Key=to_dynamo(KEY),
+                Key=to_dynamo(self._key),
                 UpdateExpression="SET tat = :new",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=to_dynamo(values),

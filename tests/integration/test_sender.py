@@ -1,0 +1,486 @@
+"""The sender against moto (the template's state table) and the provider simulator over real HTTP.
+
+SQS is played by a small in-memory driver here (records handed back come again with a higher receive
+count); the real queue, visibility timeouts and the Lambda handler are exercised end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from local.simulator import Fault, ProviderSimulator
+from mmsbridge.pacing import SharedLimiter
+from mmsbridge.provider_client import ProviderClient
+from mmsbridge.send_ledger import SendStatus
+from mmsbridge.send_store import SendLedger
+from mmsbridge.sender import Delivery, Disposition, RecordResult, Sender, SenderSettings
+from mmsbridge.state_table import StateTable
+
+API_KEY = "sim-key-0123456789abcdef"
+TO = "17743199144"
+
+
+@pytest.fixture(scope="module")
+def table(aws_stack, aws_clients):
+    (spec,) = aws_stack.tables().values()
+    return StateTable(aws_clients["dynamodb"], spec.name)
+
+
+@pytest.fixture
+def simulator():
+    with ProviderSimulator(api_key=API_KEY, templates=["48213"]) as sim:
+        yield sim
+
+
+@dataclass
+class Harness:
+    table: StateTable
+    simulator: ProviderSimulator
+    settings: SenderSettings = field(default_factory=SenderSettings)
+    timeout: tuple[float, float] = (1.0, 2.0)
+    api_url: str | None = None
+    clock_offset: float = 0.0
+    forgotten: int = 0
+    # Each test paces on its own limiter item: its clock games stay its own.
+    pace_key: dict = field(default_factory=lambda: {"pk": f"PACE#test-{uuid.uuid4().hex}", "sk": "PACE"})
+
+    def sender(self, **changes) -> Sender:
+        settings = SenderSettings(**{**self.settings.__dict__, **changes})
+        return Sender(
+            table=self.table,
+            ledger=SendLedger(self.table),
+            limiter=SharedLimiter(
+                self.table, 1000, clock=lambda: time.time() + self.clock_offset, key=self.pace_key
+            ),
+            client=ProviderClient(self.api_url or self.simulator.api_url, timeout=self.timeout),
+            api_key=lambda: API_KEY,
+            forget_api_key=self.forget,
+            settings=settings,
+            clock=lambda: time.time() + self.clock_offset,
+        )
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+@pytest.fixture
+def harness(table, simulator):
+    return Harness(table, simulator)
+
+
+def sms(request_id: str | None = None, **changes) -> dict:
+    request = {
+        "request_id": request_id or f"req-{uuid.uuid4().hex[:12]}",
+        "action": "sendSMS",
+        "to": "+1 (774) 319-9144",
+        "from": "12345",
+        "text": f"hello {uuid.uuid4().hex[:6]}",
+    }
+    request.update(changes)
+    return request
+
+
+@dataclass
+class Message:
+    body: str
+    receive_count: int = 1
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    sent_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def record(self) -> dict:
+        return {
+            "messageId": self.message_id,
+            "receiptHandle": f"rh-{self.message_id}-{self.receive_count}",
+            "body": self.body,
+            "attributes": {
+                "ApproximateReceiveCount": str(self.receive_count),
+                "SentTimestamp": str(self.sent_ms),
+            },
+        }
+
+
+def message(request: dict | str) -> Message:
+    return Message(request if isinstance(request, str) else json.dumps(request))
+
+
+def run(sender: Sender, *messages: Message) -> list[RecordResult]:
+    report = sender.send_batch([m.record() for m in messages], deadline=time.time() + 30)
+    for m, result in zip(messages, report.results, strict=True):
+        assert result.message_id == m.message_id
+        if result.disposition is Disposition.RETRY:
+            m.receive_count += 1
+    return report.results
+
+
+def drain(sender: Sender, messages: list[Message], *, timeout: float = 30.0) -> dict[str, RecordResult]:
+    """Deliver until every message is settled (DONE or DEAD_LETTER), ten at a time, as SQS would."""
+    pending = list(messages)
+    settled: dict[str, RecordResult] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        assert time.monotonic() < deadline, f"still pending: {len(pending)}"
+        batch, pending = pending[:10], pending[10:]
+        for m, result in zip(batch, run(sender, *batch), strict=True):
+            if result.disposition is Disposition.RETRY:
+                pending.append(m)
+            else:
+                settled[m.message_id] = result
+        if pending:
+            time.sleep(0.05)
+    return settled
+
+
+def calls(simulator: ProviderSimulator) -> int:
+    return simulator.stats()["calls"]
+
+
+# ---- the happy path and the records it leaves --------------------------------------------------------
+
+
+def test_accepted_sms_leaves_a_ledger_an_outbound_record_and_a_submitted_state(harness, table, simulator):
+    request = sms()
+    (result,) = run(harness.sender(), message(request))
+    assert (result.disposition, result.outcome) == (Disposition.DONE, "accepted")
+    ledger = SendLedger(table).get(request["request_id"])
+    assert ledger["status"] == "ACCEPTED"
+    assert ledger["tracking_id"] == result.tracking_id
+    assert (ledger["to"], ledger["from"], ledger["action"]) == (TO, "12345", "sendSMS")
+    assert int(ledger["calls"]) == 1
+    view = table.message(result.tracking_id)
+    assert view["state"] == "SUBMITTED"
+    assert view["request"]["request_id"] == request["request_id"]
+    assert view["request"]["to"] == TO
+    (entry,) = simulator.log()
+    assert (entry["answer"], entry["tracking_id"], entry["to"]) == ("Success", result.tracking_id, TO)
+    assert entry["fields"]["TEXT"] == request["text"]
+    assert API_KEY not in json.dumps(ledger, default=str)
+
+
+def test_saved_and_inline_mms_are_accepted(harness, table):
+    saved = {
+        "request_id": f"mms-{uuid.uuid4().hex[:8]}",
+        "action": "sendSavedMMS",
+        "to": TO,
+        "from": "12345",
+        "mms_id": "48213",
+        "fallback_sms_text": "See your picture",
+        "custom_subject": "Hello",
+        "custom_text": {"1": "Hi Ana"},
+        "data": {"firstname": "Ana"},
+    }
+    inline = {
+        "request_id": f"mms-{uuid.uuid4().hex[:8]}",
+        "action": "sendMMS",
+        "to": TO,
+        "from": "12345",
+        "name": "promo",
+        "subject": "Promo",
+        "slides": [{"image_url": "https://example.com/a.jpg", "text": "Look", "duration": 5}],
+    }
+    results = run(harness.sender(), message(saved), message(inline))
+    assert [r.outcome for r in results] == ["accepted", "accepted"]
+    ledger = SendLedger(table).get(saved["request_id"])
+    assert ledger["mms_id"] == "48213"
+    assert table.message(ledger["tracking_id"])["request"]["mms_id"] == "48213"
+
+
+# ---- idempotency ---------------------------------------------------------------------------------
+
+
+def test_a_duplicate_request_and_a_redelivery_never_reach_the_provider_twice(harness, simulator):
+    request = sms()
+    first = message(request)
+    again = message(request)  # the same request put on the queue twice
+    results = run(harness.sender(), first, again)
+    assert [r.outcome for r in results] == ["accepted", "duplicate"]
+    first.receive_count = 2  # SQS delivers the first message once more
+    (redelivered,) = run(harness.sender(), first)
+    assert redelivered.outcome == "duplicate"
+    assert redelivered.disposition is Disposition.DONE
+    assert calls(simulator) == 1
+
+
+def test_concurrent_deliveries_of_one_request_call_once(harness, simulator):
+    request = sms()
+    results: list[RecordResult] = []
+
+    def deliver() -> None:
+        results.extend(run(harness.sender(), message(request)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes.count("accepted") == 1
+    assert set(outcomes) <= {"accepted", "busy", "duplicate"}
+    assert all(r.visibility_s for r in results if r.outcome == "busy")
+    assert calls(simulator) == 1
+
+
+def test_a_crash_after_the_providers_success_is_never_resent_at_most_once(
+    harness, table, simulator, monkeypatch
+):
+    request = sms()
+    m = message(request)
+
+    def die(*args, **kwargs):
+        raise SystemExit("the container died")
+
+    monkeypatch.setattr(SendLedger, "finish", die)
+    with pytest.raises(SystemExit):
+        run(harness.sender(), m)
+    monkeypatch.undo()
+    assert calls(simulator) == 1
+    assert SendLedger(table).get(request["request_id"])["status"] == "SENDING"
+
+    # Redelivered while the dead attempt's lease runs: held back, not sent.
+    m.receive_count = 2
+    (busy,) = run(harness.sender(), m)
+    assert busy.outcome == "busy" and busy.disposition is Disposition.RETRY
+    # After the lease: the outcome is unknown, recorded and surfaced, not resent.
+    harness.clock_offset = 120
+    (orphan,) = run(harness.sender(), m)
+    assert (orphan.outcome, orphan.disposition) == ("outcome_unknown", Disposition.DONE)
+    ledger = SendLedger(table).get(request["request_id"])
+    assert ledger["status"] == "OUTCOME_UNKNOWN"
+    assert "may have called the provider" in ledger["outcome_unknown_reason"]
+    assert ledger["gsi1pk"] == "SEND#OUTCOME_UNKNOWN"
+    assert calls(simulator) == 1
+
+
+def test_at_least_once_resends_after_a_crash(harness, table, simulator, monkeypatch):
+    request = sms()
+    m = message(request)
+    monkeypatch.setattr(SendLedger, "finish", lambda *a, **k: (_ for _ in ()).throw(SystemExit("died")))
+    with pytest.raises(SystemExit):
+        run(harness.sender(delivery=Delivery.AT_LEAST_ONCE), m)
+    monkeypatch.undo()
+    harness.clock_offset = 120
+    (result,) = run(harness.sender(delivery=Delivery.AT_LEAST_ONCE), m)
+    assert result.outcome == "accepted"
+    assert calls(simulator) == 2  # the documented price of at-least-once
+    assert SendLedger(table).get(request["request_id"])["status"] == "ACCEPTED"
+
+
+# ---- refusals and suppression ---------------------------------------------------------------------
+
+
+def test_an_invalid_request_is_recorded_with_its_reasons_and_findable_by_request_id(
+    harness, table, simulator
+):
+    request_id = f"bad-{uuid.uuid4().hex[:8]}"
+    (result,) = run(harness.sender(), message(sms(request_id, to="12", text="x" * 161)))
+    assert (result.outcome, result.disposition) == ("rejected", Disposition.DONE)
+    ledger = SendLedger(table).get(request_id)
+    assert ledger["status"] == "REJECTED"
+    assert {r["field"] for r in ledger["reasons"]} == {"to", "text"}
+    assert ledger["gsi1pk"] == "SEND#REJECTED"
+    assert calls(simulator) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[1, 2]", '{"action": "sendSMS"}', json.dumps(sms("x" * 300)), '{"request_id": 7}', ""],
+)
+def test_a_body_without_a_usable_request_id_is_recorded_under_its_hash(harness, table, simulator, body):
+    import hashlib
+
+    (result,) = run(harness.sender(), message(body))
+    assert (result.outcome, result.disposition) == ("rejected", Disposition.DONE)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    item = table.get(f"REJECTED#{digest}", "REQUEST")
+    assert item["status"] == "REJECTED" and item["body"] == body and item["reasons"]
+    assert calls(simulator) == 0
+
+
+def test_a_suppressed_number_is_recorded_not_sent(harness, table, simulator):
+    mobile = f"1774{uuid.uuid4().int % 10**7:07d}"
+    table.put_all(
+        [
+            {
+                "pk": f"SUPPRESS#{mobile}",
+                "sk": "AT#2026-01-01T00:00:00.000000Z#N302",
+                "type": "suppression",
+                "mobile": mobile,
+                "suppressed": True,
+            }
+        ]
+    )
+    request = sms(to=mobile)
+    (result,) = run(harness.sender(), message(request))
+    assert (result.outcome, result.disposition) == ("suppressed", Disposition.DONE)
+    assert SendLedger(table).get(request["request_id"])["status"] == "SUPPRESSED"
+    assert calls(simulator) == 0
+
+
+# ---- error classes --------------------------------------------------------------------------------
+
+
+def test_e113_stops_the_batch_and_everything_is_sent_once_after_the_storm(harness, simulator):
+    messages = [message(sms()) for _ in range(25)]
+    simulator.add_fault(Fault("answer", code="E113", duration_s=0.6))
+    first = run(harness.sender(), *messages[:10])
+    assert first[0].outcome == "throttled" and first[0].code == "E113"
+    assert {r.outcome for r in first[1:]} == {"deferred"}  # not called: the batch stopped
+    assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in first)
+    assert calls(simulator) == 1
+    settled = drain(harness.sender(), messages)
+    assert {r.outcome for r in settled.values()} == {"accepted"}
+    stats = simulator.stats()
+    assert stats["accepted_sends"] == 25 and stats["duplicates"] == 0
+
+
+def test_a_provider_retry_after_wins_over_the_backoff(harness):
+    from mmsbridge.provider_api import ProviderResult
+    from mmsbridge.provider_client import ProviderReply
+
+    sender = harness.sender()
+    throttled = ProviderResult(ok=False, error_class=None, error_code="E113")
+    from mmsbridge.provider_api import ErrorClass
+
+    throttled = ProviderResult(ok=False, error_class=ErrorClass.THROTTLE, error_code="E113")
+    sender._client.call = lambda xml, api_key: ProviderReply(throttled, retry_after_s=42)  # noqa: SLF001
+    (result,) = run(sender, message(sms()))
+    assert (result.outcome, result.visibility_s) == ("throttled", 42)
+
+
+def test_throttled_messages_go_to_the_dlq_only_after_the_maximum_age(harness, simulator):
+    simulator.add_fault(Fault("answer", code="E113"))
+    old = message(sms())
+    old.sent_ms -= 7 * 3600 * 1000  # older than the default 6 hours
+    young = message(sms())
+    results = run(harness.sender(), young, old)
+    assert results[0].disposition is Disposition.RETRY
+    assert results[1].disposition is Disposition.DEAD_LETTER
+    assert "throttled by the provider for more than 360 minutes" in results[1].reason
+
+
+@pytest.mark.parametrize("code", ["E104", "E112", "E713"])
+def test_an_account_error_stops_the_batch_and_forgets_the_key(harness, table, simulator, code):
+    simulator.add_fault(Fault("answer", code=code, count=1))
+    requests = [sms(), sms(), sms()]
+    results = run(harness.sender(), *map(message, requests))
+    assert [r.outcome for r in results] == ["account_error", "deferred", "deferred"]
+    assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in results)
+    assert harness.forgotten == 1
+    assert calls(simulator) == 1
+    assert SendLedger(table).get(requests[0]["request_id"])["status"] == "RETRY"
+    # After the fix the same requests go out, once each.
+    settled = drain(harness.sender(account=harness.settings.throttled), [message(r) for r in requests])
+    assert {r.outcome for r in settled.values()} == {"accepted"}
+    assert simulator.stats()["accepted_sends"] == 3
+
+
+def test_an_unreadable_api_key_holds_every_record(harness, simulator):
+    sender = harness.sender()
+    sender._api_key = lambda: (_ for _ in ()).throw(RuntimeError("no secret"))  # noqa: SLF001
+    results = run(sender, message(sms()), message(sms()))
+    assert {(r.outcome, r.disposition) for r in results} == {("account_error", Disposition.RETRY)}
+    assert calls(simulator) == 0
+
+
+def test_transient_errors_retry_then_fail_at_the_attempt_bound(harness, table, simulator):
+    simulator.add_fault(Fault("answer", code="E503", count=1))
+    recovers = sms()
+    settled = drain(harness.sender(), [message(recovers)])
+    assert [r.outcome for r in settled.values()] == ["accepted"]
+    assert int(SendLedger(table).get(recovers["request_id"])["transient_failures"]) == 1
+
+    simulator.add_fault(Fault("answer", code="E618"))
+    stuck = sms()
+    settled = drain(harness.sender(max_attempts=3), [message(stuck)])
+    (result,) = settled.values()
+    assert (result.outcome, result.code) == ("failed", "E618")
+    ledger = SendLedger(table).get(stuck["request_id"])
+    assert ledger["status"] == "FAILED" and ledger["error_class"] == "TRANSIENT"
+    assert int(ledger["transient_failures"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"), [("E110", "failed"), ("E114", "failed"), ("E999", "failed_unknown_code")]
+)
+def test_permanent_and_unknown_codes_are_recorded_and_not_retried(harness, table, simulator, code, outcome):
+    simulator.add_fault(Fault("answer", code=code, count=1))
+    request = sms()
+    results = run(harness.sender(), message(request), message(sms()))
+    assert (results[0].outcome, results[0].disposition, results[0].code) == (outcome, Disposition.DONE, code)
+    assert results[1].outcome == "accepted"  # the batch goes on
+    ledger = SendLedger(table).get(request["request_id"])
+    assert (ledger["status"], ledger["error_code"]) == ("FAILED", code)
+    assert ledger["gsi1pk"] == "SEND#FAILED"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("delay", delay_s=3.0, accept=True),
+        Fault("http_error", status=502, accept=True),
+        Fault("malformed", accept=True),
+        Fault("drop", accept=True),
+    ],
+)
+def test_an_unknown_outcome_is_recorded_not_resent_at_most_once(harness, table, simulator, fault):
+    simulator.add_fault(fault.__class__(**{**fault.__dict__, "count": 1}))
+    request = sms()
+    results = run(harness.sender(), message(request), message(sms()))
+    assert (results[0].outcome, results[0].disposition) == ("outcome_unknown", Disposition.DONE)
+    assert results[1].outcome == "deferred"  # a provider in trouble: the rest wait
+    ledger = SendLedger(table).get(request["request_id"])
+    assert ledger["status"] == "OUTCOME_UNKNOWN" and ledger["gsi1pk"] == "SEND#OUTCOME_UNKNOWN"
+    assert calls(simulator) == 1
+
+
+def test_at_least_once_retries_an_unknown_outcome(harness, simulator):
+    simulator.add_fault(Fault("http_error", status=503, count=1))
+    settled = drain(harness.sender(delivery=Delivery.AT_LEAST_ONCE), [message(sms())])
+    assert [r.outcome for r in settled.values()] == ["accepted"]
+
+
+def test_a_connection_refused_is_transient_and_safe_to_retry(harness, table):
+    harness.api_url = "http://127.0.0.1:9/API/wxml/1.3/"  # discard port: nothing listens
+    request = sms()
+    results = run(harness.sender(), message(request), message(sms()))
+    assert (results[0].outcome, results[0].code) == ("transient_retry", "connect_error")
+    assert results[1].outcome == "deferred"
+    assert SendLedger(table).get(request["request_id"])["status"] == "RETRY"
+
+
+def test_an_unexpected_error_goes_to_the_dlq_after_a_few_receives(harness, monkeypatch):
+    def broken(self, mobile):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(StateTable, "suppressed", broken)
+    m = message(sms())
+    (first,) = run(harness.sender(), m)
+    assert (first.outcome, first.disposition) == ("error", Disposition.RETRY)
+    m.receive_count = 5
+    (last,) = run(harness.sender(), m)
+    assert last.disposition is Disposition.DEAD_LETTER
+    assert "table unavailable" in last.reason
+
+
+def test_the_ledger_never_holds_the_api_key(harness, table, simulator):
+    simulator.add_fault(Fault("answer", code="E104", count=1))
+    request = sms()
+    run(harness.sender(), message(request))
+    assert API_KEY not in json.dumps(SendLedger(table).get(request["request_id"]), default=str)
+
+
+def test_ledger_status_values_are_the_documented_ones():
+    assert {s.value for s in SendStatus} == {
+        "SENDING",
+        "RETRY",
+        "ACCEPTED",
+        "REJECTED",
+        "SUPPRESSED",
+        "FAILED",
+        "OUTCOME_UNKNOWN",
+    }
