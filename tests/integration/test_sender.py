@@ -6,6 +6,7 @@ count); the real queue, visibility timeouts and the Lambda handler are exercised
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -16,7 +17,8 @@ import pytest
 
 from local.simulator import Fault, ProviderSimulator
 from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_client import ProviderClient
+from mmsbridge.provider_api import ErrorClass, ProviderResult
+from mmsbridge.provider_client import ProviderClient, ProviderReply
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.send_store import SendLedger
 from mmsbridge.sender import Delivery, Disposition, RecordResult, Sender, SenderSettings
@@ -244,7 +246,8 @@ def test_a_crash_after_the_providers_success_is_never_resent_at_most_once(
     # Redelivered while the dead attempt's lease runs: held back, not sent.
     m.receive_count = 2
     (busy,) = run(harness.sender(), m)
-    assert busy.outcome == "busy" and busy.disposition is Disposition.RETRY
+    assert busy.outcome == "busy"
+    assert busy.disposition is Disposition.RETRY
     # After the lease: the outcome is unknown, recorded and surfaced, not resent.
     harness.clock_offset = 120
     (orphan,) = run(harness.sender(), m)
@@ -291,13 +294,13 @@ def test_an_invalid_request_is_recorded_with_its_reasons_and_findable_by_request
     ["not json", "[1, 2]", '{"action": "sendSMS"}', json.dumps(sms("x" * 300)), '{"request_id": 7}', ""],
 )
 def test_a_body_without_a_usable_request_id_is_recorded_under_its_hash(harness, table, simulator, body):
-    import hashlib
-
     (result,) = run(harness.sender(), message(body))
     assert (result.outcome, result.disposition) == ("rejected", Disposition.DONE)
     digest = hashlib.sha256(body.encode()).hexdigest()
     item = table.get(f"REJECTED#{digest}", "REQUEST")
-    assert item["status"] == "REJECTED" and item["body"] == body and item["reasons"]
+    assert item["status"] == "REJECTED"
+    assert item["body"] == body
+    assert item["reasons"]
     assert calls(simulator) == 0
 
 
@@ -328,26 +331,22 @@ def test_e113_stops_the_batch_and_everything_is_sent_once_after_the_storm(harnes
     messages = [message(sms()) for _ in range(25)]
     simulator.add_fault(Fault("answer", code="E113", duration_s=0.6))
     first = run(harness.sender(), *messages[:10])
-    assert first[0].outcome == "throttled" and first[0].code == "E113"
+    assert first[0].outcome == "throttled"
+    assert first[0].code == "E113"
     assert {r.outcome for r in first[1:]} == {"deferred"}  # not called: the batch stopped
     assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in first)
     assert calls(simulator) == 1
     settled = drain(harness.sender(), messages)
     assert {r.outcome for r in settled.values()} == {"accepted"}
     stats = simulator.stats()
-    assert stats["accepted_sends"] == 25 and stats["duplicates"] == 0
+    assert stats["accepted_sends"] == 25
+    assert stats["duplicates"] == 0
 
 
 def test_a_provider_retry_after_wins_over_the_backoff(harness):
-    from mmsbridge.provider_api import ProviderResult
-    from mmsbridge.provider_client import ProviderReply
-
     sender = harness.sender()
-    throttled = ProviderResult(ok=False, error_class=None, error_code="E113")
-    from mmsbridge.provider_api import ErrorClass
-
     throttled = ProviderResult(ok=False, error_class=ErrorClass.THROTTLE, error_code="E113")
-    sender._client.call = lambda xml, api_key: ProviderReply(throttled, retry_after_s=42)  # noqa: SLF001
+    sender._client.call = lambda xml, api_key: ProviderReply(throttled, retry_after_s=42)
     (result,) = run(sender, message(sms()))
     assert (result.outcome, result.visibility_s) == ("throttled", 42)
 
@@ -381,7 +380,7 @@ def test_an_account_error_stops_the_batch_and_forgets_the_key(harness, table, si
 
 def test_an_unreadable_api_key_holds_every_record(harness, simulator):
     sender = harness.sender()
-    sender._api_key = lambda: (_ for _ in ()).throw(RuntimeError("no secret"))  # noqa: SLF001
+    sender._api_key = lambda: (_ for _ in ()).throw(RuntimeError("no secret"))
     results = run(sender, message(sms()), message(sms()))
     assert {(r.outcome, r.disposition) for r in results} == {("account_error", Disposition.RETRY)}
     assert calls(simulator) == 0
@@ -400,7 +399,8 @@ def test_transient_errors_retry_then_fail_at_the_attempt_bound(harness, table, s
     (result,) = settled.values()
     assert (result.outcome, result.code) == ("failed", "E618")
     ledger = SendLedger(table).get(stuck["request_id"])
-    assert ledger["status"] == "FAILED" and ledger["error_class"] == "TRANSIENT"
+    assert ledger["status"] == "FAILED"
+    assert ledger["error_class"] == "TRANSIENT"
     assert int(ledger["transient_failures"]) == 3
 
 
@@ -434,7 +434,8 @@ def test_an_unknown_outcome_is_recorded_not_resent_at_most_once(harness, table, 
     assert (results[0].outcome, results[0].disposition) == ("outcome_unknown", Disposition.DONE)
     assert results[1].outcome == "deferred"  # a provider in trouble: the rest wait
     ledger = SendLedger(table).get(request["request_id"])
-    assert ledger["status"] == "OUTCOME_UNKNOWN" and ledger["gsi1pk"] == "SEND#OUTCOME_UNKNOWN"
+    assert ledger["status"] == "OUTCOME_UNKNOWN"
+    assert ledger["gsi1pk"] == "SEND#OUTCOME_UNKNOWN"
     assert calls(simulator) == 1
 
 
