@@ -12,6 +12,7 @@ does not accumulate into a burst (slots are never in the past). On E113 the whol
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ MAX_PENALTY_S: Final = 60.0
 # Calls are spaced for this share of the agreed rate: network jitter must not push two calls into one
 # provider window and turn pacing into E113s.
 HEADROOM: Final = 0.97
-_TRIES: Final = 12
+_TRIES: Final = 50
+_CONFLICT_PAUSE_S: Final = 0.005  # up to this, at random, after losing a race: the racers spread out
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class SharedLimiter:
         self.rate_per_s = rate_per_s * HEADROOM
         self._clock = clock
         self._sleep = sleep
+        self._random = random.Random()  # noqa: S311 - spreading retries, not security
         self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
 
     def acquire(self, *, max_wait_s: float) -> float | None:
@@ -89,6 +92,7 @@ class SharedLimiter:
                 if wait:
                     self._sleep(wait)
                 return wait
+            self._sleep(self._random.random() * _CONFLICT_PAUSE_S)
         return None  # heavy contention: hand the work back rather than spin
 
     def penalise(self, seconds: float) -> None:
