@@ -1,6 +1,7 @@
 """Sender: SQS send requests -> the provider's XML API, at most once, paced by a shared limiter, E113
 re-driven with backoff."""
 
+import logging
 import os
 import time
 
@@ -26,6 +27,10 @@ SECRETS = SecretsProvider(boto3_client=aws.LazyClient("secretsmanager"))
 API_KEY_SECRET = os.environ["PROVIDER_API_KEY_SECRET"]
 API_KEY_MAX_AGE_S = 300
 _force_key_fetch = False
+
+# botocore's DEBUG lines print response bodies: for GetSecretValue that is the API key. They stay off here
+# even when an operator turns DEBUG logging on.
+logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 logger = Logger()
 metrics = Metrics()

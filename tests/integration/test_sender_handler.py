@@ -1,0 +1,186 @@
+"""The sender's Lambda handler, wired from template.yaml, on moto's real send queue with the simulator:
+partial batch responses, visibility timeouts on handed-back records, dead-lettering with reasons, the API
+key from Secrets Manager and never in a log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local import stack as local_stack
+from local.runtime import LocalFunction, patched_environ
+from local.simulator import Fault, ProviderSimulator
+from local.sqs_mapping import lambda_record
+from mmsbridge.send_store import SendLedger
+from mmsbridge.state_table import StateTable
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "sender"
+SECRET_NAME = f"test/sender-{uuid.uuid4().hex[:8]}"
+API_KEY = f"KEY-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with ProviderSimulator(api_key=API_KEY, templates=["48213"]) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def aws(moto_server, aws_stack):
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region)):
+        clients = {name: boto3.client(name) for name in ("sqs", "dynamodb", "secretsmanager")}
+    clients["secretsmanager"].create_secret(Name=SECRET_NAME, SecretString=API_KEY)
+    return clients
+
+
+@pytest.fixture(scope="module")
+def queues(aws_stack):
+    return aws_stack.queues()
+
+
+@pytest.fixture(scope="module")
+def sender(moto_server, aws_stack, aws, simulator):
+    spec = aws_stack.functions()["SenderFunction"]
+    environment = {
+        **local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region),
+        **spec.environment,
+        "PROVIDER_API_URL": simulator.api_url,
+        "PROVIDER_API_KEY_SECRET": SECRET_NAME,
+        "THROUGHPUT_PER_SECOND": "1000",
+    }
+    return LocalFunction(
+        logical_id="SenderFunctionUnderTest",
+        name=spec.name,
+        code_uri=spec.code_uri,
+        handler=spec.handler,
+        environment=environment,
+        layer_paths=[layer.content_uri for layer in spec.layers],
+        memory_mb=int(spec.memory_size or 128),
+        timeout_s=float(spec.timeout or 3),
+        region=aws_stack.region,
+        account_id=aws_stack.account_id,
+    )
+
+
+@pytest.fixture(scope="module")
+def table(aws_stack, aws):
+    return StateTable(aws["dynamodb"], aws_stack.tables()["StateTable"].name)
+
+
+def drain(sqs, url: str) -> list[dict]:
+    messages = []
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        messages += batch
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return messages
+
+
+def deliver(sqs, queue, bodies: list[str], region: str) -> dict:
+    """Put the bodies on the send queue and receive them as Lambda would: the event for one invocation."""
+    drain(sqs, queue.url)
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue.url, MessageBody=body)
+    received: list[dict] = []
+    while len(received) < len(bodies):
+        received += sqs.receive_message(
+            QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", [])
+    return {"Records": [lambda_record(m, queue.arn, region) for m in received]}
+
+
+def failed_ids(response: dict) -> set[str]:
+    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
+
+
+def test_the_sample_batch_sends_refuses_and_records(sender, table, simulator):
+    event = json.loads((EVENTS / "send-batch.json").read_text())
+    response = sender.invoke(event)
+    assert response == {"batchItemFailures": []}
+    ledger = SendLedger(table)
+    assert ledger.get("order-1042-shipped")["status"] == "ACCEPTED"
+    assert ledger.get("spring-deals-ana")["status"] == "ACCEPTED"
+    assert ledger.get("welcome-13125550188")["status"] == "ACCEPTED"
+    refused = ledger.get("order-1043-shipped")
+    assert refused["status"] == "REJECTED"
+    assert refused["reasons"][0]["field"] == "to"
+
+
+def test_throttled_records_come_back_later_and_unsent_ones_with_them(
+    sender, aws, queues, aws_stack, simulator
+):
+    sqs = aws["sqs"]
+    queue = queues["SendQueue"]
+    bodies = [
+        json.dumps(
+            {**json.loads((EVENTS / "sms.json").read_text()), "request_id": f"t-{i}-{uuid.uuid4().hex[:6]}"}
+        )
+        for i in range(3)
+    ]
+    event = deliver(sqs, queue, bodies, aws_stack.region)
+    simulator.add_fault(Fault("answer", code="E113", count=1))
+    response = sender.invoke(event)
+    assert failed_ids(response) == {r["messageId"] for r in event["Records"]}
+    # Handed back with a jittered visibility of at least a second: not visible right away.
+    assert sqs.receive_message(QueueUrl=queue.url, WaitTimeSeconds=0).get("Messages", []) == []
+    assert simulator.stats()["e113"] >= 1
+
+
+def test_a_poison_record_goes_to_the_dlq_with_its_reason(sender, aws, queues, aws_stack, monkeypatch):
+    sqs = aws["sqs"]
+    queue, dlq = queues["SendQueue"], queues["SendDLQ"]
+    drain(sqs, dlq.url)
+    body = json.dumps(
+        {**json.loads((EVENTS / "sms.json").read_text()), "request_id": f"p-{uuid.uuid4().hex}"}
+    )
+    event = deliver(sqs, queue, [body], aws_stack.region)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
+    monkeypatch.setattr(
+        StateTable, "suppressed", lambda self, mobile: (_ for _ in ()).throw(RuntimeError("boom"))
+    )
+    response = sender.invoke(event)
+    assert response == {"batchItemFailures": []}  # moved, so acknowledged
+    (moved,) = drain(sqs, dlq.url)
+    assert moved["Body"] == body
+    attributes = {k: v["StringValue"] for k, v in moved["MessageAttributes"].items()}
+    assert "boom" in attributes["mmsbridge-reason"]
+    assert attributes["mmsbridge-outcome"] == "error"
+
+
+def test_the_api_key_never_reaches_a_log_line(sender, aws, queues, aws_stack, simulator, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    sqs = aws["sqs"]
+    queue = queues["SendQueue"]
+    faults = [
+        Fault("answer", code="E104", count=1),
+        Fault(
+            "malformed",
+            body=f"<RESPONSE><STATUS>Failure</STATUS><ERRORINFO>bad key {API_KEY}</ERRORINFO>",
+            count=1,
+        ),
+        Fault("http_error", status=500, count=1),
+        Fault("answer", code="E110", count=1),
+    ]
+    for fault in faults:
+        simulator.add_fault(fault)
+        body = json.dumps(
+            {**json.loads((EVENTS / "sms.json").read_text()), "request_id": f"k-{uuid.uuid4().hex}"}
+        )
+        sender.invoke(deliver(sqs, queue, [body], aws_stack.region))
+    simulator.add_fault(Fault("answer", code="E113", count=1))
+    body = json.dumps(
+        {**json.loads((EVENTS / "sms.json").read_text()), "request_id": f"k-{uuid.uuid4().hex}"}
+    )
+    sender.invoke(deliver(sqs, queue, [body], aws_stack.region))
+    output = capsys.readouterr()
+    logged = output.out + output.err + caplog.text
+    assert "send request" in logged  # the handler did log
+    assert API_KEY not in logged
+    assert all(API_KEY not in json.dumps(e, default=str) for e in simulator.log())
