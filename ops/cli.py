@@ -16,10 +16,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_writes import iso
-from ops import render, reports
+from ops import render, reports, sends
 from ops.replay import ARCHIVE_PREFIX, Replayer, ReplayResult, read_keys_file
 from ops.resources import ConfigError, Resources, resolve
+from ops.send_dlq import SendDLQ
 from ops.times import parse_moment
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
@@ -41,12 +43,16 @@ _CONFIG_ERROR_CODES = {
 DESCRIPTION = """\
 The operator CLI of mmsbridge: message states and histories, inbound messages, quarantined postbacks,
 stale messages, suppressed numbers; and replaying archived postbacks through the postback queue.
+The send path: a send request's timeline (request), the worklists of requests that ended unsent or with
+an unknown outcome (requests, unknown), the send DLQ (send-dlq: list, re-drive), and a deliberate re-drive
+of one request (resend).
 
 Where the resources are (one of):
   --endpoints-file PATH  the local stack's endpoints file (default: .local/endpoints.json in the project,
                          written by `make run` while it runs); moto's endpoint, dummy credentials
   --stack NAME           a deployed stack: its outputs StateTableName, ArchiveBucketName, PostbackQueueUrl,
-                         PostbackDLQUrl; credentials, region (or --region) and endpoint from the environment
+                         PostbackDLQUrl, SendQueueUrl, SendDLQUrl; credentials, region (or --region) and
+                         endpoint from the environment
 
 Every command prints text for people, or one JSON document with --json (stable keys, ISO 8601 UTC times).
 Times (--since, --until) are ISO 8601 (UTC unless an offset is given: 2026-11-25, 2026-11-25T10:00:00Z,
@@ -202,6 +208,107 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     replay.set_defaults(check=lambda args: _check_replay(replay, args))
+
+    request = command(
+        "request",
+        run_request,
+        "a send request's timeline: its status, every attempt, the provider's answer, the message it became",
+        "The sender's ledger of REQUEST_ID: status and what it means, the request (action, to, from), when\n"
+        "it was received and last changed, the counts of claims, provider calls, throttled calls and\n"
+        "failures; every attempt (time, outcome, code, detail), oldest first; the provider's answer\n"
+        "(TRACKINGID, or error code, class and info; for REJECTED, each field's reason); and, once\n"
+        "ACCEPTED, the message's state and history as `message TRACKINGID` shows them (sent, delivered, or\n"
+        "why not). --sha256 finds a refused body that had no usable request_id (`requests --status\n"
+        "REJECTED` lists it). With --json the stored request body is in `body`. Exit 1 when unknown.",
+    )
+    request.add_argument("request_id", nargs="?", metavar="REQUEST_ID")
+    request.add_argument(
+        "--sha256", metavar="HEX", help="a refused body without a request_id, by its SHA-256"
+    )
+    request.set_defaults(check=lambda args: _check_request(request, args))
+
+    listed = ", ".join(status.value for status in sends.LISTED)
+    requests = command(
+        "requests",
+        run_requests,
+        "send requests that ended unsent or with an unknown outcome, by status, newest first",
+        f"Final statuses other than ACCEPTED, each a worklist (index gsi1, SEND#<status>): {listed}.\n"
+        "--since/--until select by the time the request got its status. `unknown` is\n"
+        "`requests --status OUTCOME_UNKNOWN`.",
+    )
+    requests.add_argument(
+        "--status",
+        required=True,
+        type=_listed_status,
+        metavar="STATUS",
+        help=f"one of {listed}",
+    )
+    _time_range(requests)
+    _limit(requests)
+
+    unknown = command(
+        "unknown",
+        run_unknown,
+        "send requests whose outcome is unknown (requests --status OUTCOME_UNKNOWN): the worklist",
+        "The call may or may not have reached the provider (a timeout after sending, a lost answer, an\n"
+        "attempt that stopped mid-call): the sender never calls again on its own. Check each with the\n"
+        "provider (by number and time); if it was not sent, `resend REQUEST_ID --yes` re-drives it.",
+    )
+    _time_range(unknown)
+    _limit(unknown)
+
+    send_dlq = command(
+        "send-dlq",
+        run_send_dlq,
+        "the send DLQ: list its messages (default), or --redrive them to the send queue",
+        "--list shows each message's reason (the mmsbridge-* attributes the sender sets: reason, outcome,\n"
+        "code, request id, source message id; none when SQS moved it after too many receives), when it was\n"
+        "sent, and its request (request_id, action, to, from), oldest first. Listing takes nothing off the\n"
+        "queue: each message is hidden a few seconds at most, and made visible again at once.\n"
+        "\n"
+        "--redrive moves messages to the send queue one at a time: the same body (and the producer's own\n"
+        "attributes) sent to the send queue, then deleted from the DLQ only after the send succeeded. A\n"
+        "failed send leaves the message in the DLQ; a failed delete leaves it in both queues (reported:\n"
+        "the sender will not send a request twice, but delete the DLQ copy). Exit 1 if any failed.\n"
+        "A re-driven request the ledger already closed (FAILED, OUTCOME_UNKNOWN, ...) is acknowledged by\n"
+        "the sender as a duplicate: re-drive such a request with `resend`.\n"
+        "\n"
+        "--request-id ID (repeatable, or several after one flag) keeps to those requests' messages.\n"
+        f"--limit N: at most N messages (default: {DEFAULT_LIMIT} listed; every message re-driven).",
+    )
+    mode = send_dlq.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--list", action="store_true", help="list the messages, leaving them in place (default)"
+    )
+    mode.add_argument("--redrive", action="store_true", help="move the messages to the send queue")
+    send_dlq.add_argument(
+        "--request-id",
+        dest="request_ids",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="only these requests' messages (repeatable)",
+    )
+    send_dlq.add_argument("--limit", type=_positive_int, metavar="N", help="at most N messages")
+
+    resend = command(
+        "resend",
+        run_resend,
+        "re-drive ONE send request whose status is OUTCOME_UNKNOWN or FAILED (with --yes)",
+        "The ledger goes from its status to RETRY (only if it still has that status; it leaves its\n"
+        "worklist; the attempt log records operator_resend; the transient-failure count starts afresh),\n"
+        "then its stored body goes on the send queue, and the sender calls the provider again.\n"
+        "OUTCOME_UNKNOWN means the provider may already have sent it: resending may send it twice.\n"
+        "Refused (exit 2, nothing changed) without --yes, and for any other status: ACCEPTED (sent),\n"
+        "SENDING and RETRY (under way), REJECTED (invalid: send a corrected request), SUPPRESSED\n"
+        "(opted out). If the send queue refuses the body, the ledger goes back as it was (exit 1).",
+    )
+    resend.add_argument("request_id", metavar="REQUEST_ID")
+    resend.add_argument(
+        "--yes",
+        action="store_true",
+        help="really re-drive it (it may be a duplicate if the outcome is unknown)",
+    )
     return parser
 
 
@@ -253,6 +360,21 @@ def _need_number(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             "--to NUMBER or --from NUMBER is required: inbound messages are indexed by receiving number "
             "and by sender only (there is no index of all inbound messages)"
         )
+
+
+def _listed_status(text: str) -> SendStatus:
+    value = text.strip().upper().replace("-", "_")
+    if value not in {status.value for status in sends.LISTED}:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(s.value for s in sends.LISTED)}, not {text!r} "
+            "(ACCEPTED requests are messages: `message TRACKINGID`)"
+        )
+    return SendStatus(value)
+
+
+def _check_request(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.request_id is None) == (args.sha256 is None):
+        parser.error("give REQUEST_ID or --sha256 HEX (one of them)")
 
 
 def _check_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -511,6 +633,294 @@ def _replay_text(result: ReplayResult) -> str:
     ]
     lines += [f"  skipped  {render.cell(s['key'])}: {render.cell(s['reason'])}" for s in result.skipped]
     return "\n".join(lines)
+
+
+# -- the send path -----------------------------------------------------------------------------------------
+def run_request(args: argparse.Namespace, resources: Resources) -> int:
+    sha256 = None
+    if args.sha256 is not None:
+        sha256 = args.sha256.strip().lower()
+        if not reports.SHA256.fullmatch(sha256):
+            _error("--sha256 takes a SHA-256: 64 hexadecimal digits")
+            return USAGE
+    document = sends.request(resources.table, args.request_id, sha256=sha256)
+    if args.json:
+        missing = {"request_id": args.request_id, "payload_sha256": sha256}
+        _print_json({"found": document is not None, **(document or missing)})
+    elif document is None:
+        what = f"request_id {args.request_id}" if sha256 is None else f"refused body with SHA-256 {sha256}"
+        _error(
+            f"no send request with {render.cell(what)} in the ledger (not received by the sender yet? "
+            "`send-dlq --list` shows what it could not take)"
+        )
+    else:
+        _print(_request_text(document))
+    return OK if document is not None else NOT_FOUND
+
+
+def _request_text(document: dict[str, Any]) -> str:
+    who = document["request_id"] if document["request_id"] is not None else f"(none; {document['key']})"
+    lines = [f"send request {render.cell(who)}: {document['status']}"]
+    if document["meaning"]:
+        lines.append(f"  {document['meaning']}")
+    counts = document["counts"]
+    pairs: list[tuple[str, Any]] = [
+        (name.replace("_", " "), document[name])
+        for name in sends.REQUEST_FIELDS
+        if document[name] is not None or name in ("action", "to", "from")
+    ]
+    pairs += [
+        ("received at", document["received_at"]),
+        ("updated at", document["updated_at"]),
+        (
+            "counts",
+            ", ".join(f"{name.replace('_', ' ')} {counts[name]}" for name in sends.COUNTERS),
+        ),
+        ("payload sha256", document["payload_sha256"]),
+    ]
+    if document["status"] == SendStatus.SENDING:
+        lease = document["lease_until"]
+        if lease and lease < iso(datetime.now(UTC)):
+            lease += " (ran out: the attempt may have stopped; the next delivery of the request decides)"
+        pairs += [("attempt started", document["attempt_started"]), ("lease until", lease)]
+    lines.append(render.fields(pairs))
+
+    attempts = document["attempts"]
+    lines.append(f"attempts: {len(attempts)} logged, oldest first")
+    if attempts:
+        rows = [[a["at"], a["outcome"], a["code"], a["detail"]] for a in attempts]
+        lines.append(render.table(["TIME", "OUTCOME", "CODE", "DETAIL"], rows))
+
+    provider = document["provider"]
+    status = document["status"]
+    if status == SendStatus.ACCEPTED:
+        names = ("tracking_id", "provider_mms_id", "provider_to", "provider_from", "status_details")
+        lines.append(f"provider's answer: accepted at {document['provider']['accepted_at']}")
+        lines.append(render.fields([(name.replace("_", " "), provider[name]) for name in names]))
+    elif status == SendStatus.REJECTED:
+        lines.append(f"refused: {len(document['reasons'])} reason(s)")
+        if document["reasons"]:
+            rows = [[r["field"], r["reason"]] for r in document["reasons"]]
+            lines.append(render.table(["FIELD", "REASON"], rows))
+    elif status in (SendStatus.RETRY, SendStatus.SENDING):
+        if provider["last_code"] or provider["last_detail"]:
+            lines.append("last attempt:")
+            lines.append(
+                render.fields([("code", provider["last_code"]), ("detail", provider["last_detail"])])
+            )
+    else:
+        names = ("error_code", "error_class", "error_info", "transport_error", "http_status")
+        if status == SendStatus.OUTCOME_UNKNOWN:
+            names += ("outcome_unknown_reason",)
+        if provider["provider_tracking_id"]:
+            names += ("provider_tracking_id",)
+        if provider["error_code"] or provider["http_status"]:
+            lines.append("provider's answer:")
+        elif provider["transport_error"]:
+            lines.append("no usable answer from the provider:")
+        else:
+            lines.append("why:")
+        lines.append(render.fields([(name.replace("_", " "), provider[name]) for name in names]))
+
+    tracking_id = provider["tracking_id"]
+    if status == SendStatus.ACCEPTED and tracking_id:
+        lines.append("")
+        if document["message"] is None:
+            lines.append(
+                f"message {render.cell(tracking_id)}: nothing under this TRACKINGID yet (no outbound record, "
+                "no report; a redelivery of the request writes the outbound record)"
+            )
+        else:
+            lines.append(_message_text(document["message"]))
+    return "\n".join(lines)
+
+
+def run_requests(args: argparse.Namespace, resources: Resources) -> int:
+    return _requests(args, resources, args.status)
+
+
+def run_unknown(args: argparse.Namespace, resources: Resources) -> int:
+    return _requests(args, resources, SendStatus.OUTCOME_UNKNOWN)
+
+
+def _requests(args: argparse.Namespace, resources: Resources, status: SendStatus) -> int:
+    items = sends.requests(resources.table, status, since=args.since, until=args.until, limit=args.limit)
+    if args.json:
+        _print_json(
+            {
+                "status": status.value,
+                "since": _iso(args.since),
+                "until": _iso(args.until),
+                "limit": args.limit,
+                "count": len(items),
+                "requests": items,
+            }
+        )
+        return OK
+    lines = [f"{status.value} send requests: {len(items)} (newest first, at most {args.limit})"]
+    rows = [
+        [
+            i["at"],
+            i["request_id"] if i["request_id"] is not None else f"sha256:{i['payload_sha256']}",
+            i["action"],
+            i["to"],
+            i["from"],
+            i["code"],
+            i["detail"],
+        ]
+        for i in items
+    ]
+    if rows:
+        lines.append(render.table(["AT", "REQUEST ID", "ACTION", "TO", "FROM", "CODE", "WHY"], rows))
+    if status == SendStatus.OUTCOME_UNKNOWN and rows:
+        lines.append(
+            "The provider may have sent these. Check each with the provider; `python -m ops resend "
+            "REQUEST_ID --yes` re-drives one that was not sent."
+        )
+    _print("\n".join(lines))
+    return OK
+
+
+def run_send_dlq(args: argparse.Namespace, resources: Resources) -> int:
+    request_ids = set(args.request_ids) if args.request_ids else None
+    if not args.redrive:
+        limit = args.limit or DEFAULT_LIMIT
+        messages = SendDLQ(resources.client("sqs"), dlq_url=resources.send_dlq_url).list(
+            limit=limit, request_ids=request_ids
+        )
+        if args.json:
+            _print_json(
+                {
+                    "queue_url": resources.send_dlq_url,
+                    "request_ids": sorted(request_ids) if request_ids else None,
+                    "limit": limit,
+                    "count": len(messages),
+                    "messages": messages,
+                }
+            )
+            return OK
+        lines = [
+            f"send DLQ: {len(messages)} message{'s' if len(messages) != 1 else ''} "
+            f"(oldest first, at most {limit}; listing leaves them in the queue)"
+        ]
+        rows = [
+            [
+                m["sent_at"],
+                m["message_id"],
+                m["request_id"],
+                m["action"],
+                m["to"],
+                m["outcome"],
+                m["code"],
+                m["reason"] or ("(none: moved by SQS)" if m["outcome"] is None else None),
+            ]
+            for m in messages
+        ]
+        if rows:
+            columns = ["SENT AT", "MESSAGE ID", "REQUEST ID", "ACTION", "TO", "OUTCOME", "CODE", "REASON"]
+            lines.append(render.table(columns, rows))
+        _print("\n".join(lines))
+        return OK
+    dlq = SendDLQ(resources.client("sqs"), dlq_url=resources.send_dlq_url, queue_url=resources.send_queue_url)
+    result = dlq.redrive(limit=args.limit, request_ids=request_ids)
+    if args.json:
+        _print_json(
+            {
+                "queue_url": resources.send_queue_url,
+                "dlq_url": resources.send_dlq_url,
+                "request_ids": sorted(request_ids) if request_ids else None,
+                "limit": args.limit,
+                **result.to_json(),
+            }
+        )
+        return result.exit_code
+    lines = [
+        f"send DLQ redrive: found {result.found}, moved {len(result.moved)}, failed {len(result.failures)}, "
+        f"skipped {result.skipped}"
+    ]
+    lines += [
+        f"  moved   {render.cell(m['message_id'])} (request {render.cell(m['request_id'])}) "
+        f"-> send queue {render.cell(m['new_message_id'])}"
+        for m in result.moved
+    ]
+    for failure in result.failures:
+        where = (
+            "still in the DLQ"
+            if failure["stage"] == "send"
+            else f"sent as {failure['new_message_id']} but still in the DLQ too: delete it there by hand"
+        )
+        lines.append(
+            f"  failed  {render.cell(failure['message_id'])} (request {render.cell(failure['request_id'])}): "
+            f"{failure['stage']}: {render.cell(failure['error'])}; {where}"
+        )
+    _print("\n".join(lines))
+    return result.exit_code
+
+
+def run_resend(args: argparse.Namespace, resources: Resources) -> int:
+    table, queue_url = resources.table, resources.send_queue_url  # both named before anything changes
+    ledger = table.get(f"REQ#{args.request_id}", "REQUEST")
+    if ledger is None:
+        if args.json:
+            _print_json(_resend_refusal(args.request_id, None, "no such request"))
+        _error(f"no send request with request_id {render.cell(args.request_id)} in the ledger")
+        return NOT_FOUND
+    try:
+        sends.resendable(ledger)
+        if not args.yes:
+            warning = (
+                " The provider may already have sent it: resending may deliver it twice."
+                if ledger["status"] == SendStatus.OUTCOME_UNKNOWN
+                else ""
+            )
+            raise sends.ResendRefused(
+                f"not resending {args.request_id} ({ledger['status']}) without --yes: it would go back to "
+                f"RETRY and its stored body onto the send queue.{warning}",
+                ledger,
+            )
+        result = sends.resend(table, resources.client("sqs"), queue_url, ledger, now=datetime.now(UTC))
+    except sends.ResendRefused as refusal:
+        if args.json:
+            _print_json(_resend_refusal(args.request_id, refusal.ledger, str(refusal)))
+        _error(render.cell(str(refusal)))
+        return USAGE
+    if args.json:
+        _print_json(result.to_json(queue_url))
+    elif result.queued:
+        _print(
+            f"resent {render.cell(result.request_id)}: {result.previous_status} -> RETRY; its body is on the "
+            f"send queue (message {result.message_id}). Follow it with "
+            f"`python -m ops request {render.cell(result.request_id)}`."
+        )
+    elif result.restored:
+        _error(
+            f"resend of {render.cell(result.request_id)} failed: the send queue refused its body "
+            f"({render.cell(result.error)}); its ledger is back at {result.previous_status}, nothing changed"
+        )
+    else:
+        _error(
+            f"resend of {render.cell(result.request_id)} failed: the send queue refused its body "
+            f"({render.cell(result.error)}), and its ledger could not be put back: it says RETRY with "
+            f"nothing on the queue. Put its body (field body of `python -m ops --json request "
+            f"{render.cell(result.request_id)}`) on the send queue {queue_url}"
+        )
+    return OK if result.queued else NOT_FOUND
+
+
+def _resend_refusal(request_id: str, ledger: dict[str, Any] | None, why: str) -> dict[str, Any]:
+    status = ledger.get("status") if ledger else None
+    return {
+        "request_id": request_id,
+        "found": ledger is not None,
+        "previous_status": status,
+        "status": status,
+        "resent": False,
+        "refusal": why,
+        "queue_url": None,
+        "message_id": None,
+        "error": None,
+        "restored": None,
+    }
 
 
 # -- output ------------------------------------------------------------------------------------------------

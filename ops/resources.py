@@ -34,7 +34,11 @@ RESOURCES = {
     "bucket": (("buckets", "ArchiveBucket"), "ArchiveBucketName"),
     "queue": (("queues", "PostbackQueue"), "PostbackQueueUrl"),
     "dlq": (("queues", "PostbackDLQ"), "PostbackDLQUrl"),
+    "send_queue": (("queues", "SendQueue"), "SendQueueUrl"),
+    "send_dlq": (("queues", "SendDLQ"), "SendDLQUrl"),
 }
+# Endpoints-file keys read when the `queues` section does not name the resource.
+TOP_LEVEL_KEYS = {"send_queue": "send_queue_url", "send_dlq": "send_dlq_url"}
 
 
 class ConfigError(Exception):
@@ -56,9 +60,12 @@ class Resources:
         value = self.names.get(resource)
         if not value:
             source = RESOURCES[resource]
+            in_file = ".".join(source[0])
+            if resource in TOP_LEVEL_KEYS:
+                in_file += f" or {TOP_LEVEL_KEYS[resource]}"
             raise ConfigError(
-                f"{self.origin} does not name the {resource} "
-                f"({'.'.join(source[0])} in an endpoints file, output {source[1]} of a stack)"
+                f"{self.origin} does not name the {resource.replace('_', ' ')} "
+                f"({in_file} in an endpoints file, output {source[1]} of a stack)"
             )
         return value
 
@@ -80,6 +87,14 @@ class Resources:
     @property
     def queue_url(self) -> str:
         return self.name("queue")
+
+    @property
+    def send_queue_url(self) -> str:
+        return self.name("send_queue")
+
+    @property
+    def send_dlq_url(self) -> str:
+        return self.name("send_dlq")
 
 
 def resolve(
@@ -119,6 +134,8 @@ def from_endpoints_file(path: Path, *, session: Any) -> Resources:
     names = {}
     for resource, ((section, logical_id), _) in RESOURCES.items():
         value = (document.get(section) or {}).get(logical_id)
+        if not (isinstance(value, str) and value) and resource in TOP_LEVEL_KEYS:
+            value = document.get(TOP_LEVEL_KEYS[resource])
         if isinstance(value, str) and value:
             names[resource] = value
     return Resources(
