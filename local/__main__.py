@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--moto-port", type=int, default=0, help="moto's port (default: a free one)")
     run.add_argument("--aws-endpoint-url", help="use this running AWS emulator instead of starting moto")
     run.add_argument(
+        "--simulator-port",
+        type=int,
+        default=stack.DEFAULT_SIMULATOR_PORT,
+        help=f"the provider simulator's port (default {stack.DEFAULT_SIMULATOR_PORT}; 0 picks a free one)",
+    )
+    run.add_argument(
         "--endpoints-file",
         type=Path,
         default=stack.DEFAULT_ENDPOINTS_FILE,
@@ -34,9 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         aws_endpoint_url=args.aws_endpoint_url,
         endpoints_file=args.endpoints_file,
         log_dir=args.log_dir,
+        simulator_port=args.simulator_port,
     )
     print(f"postback URL:  {running.postback_url}", flush=True)
     print(f"AWS endpoint:  {running.endpoint_url}", flush=True)
+    if running.simulator:
+        print(f"provider API:  {running.simulator.api_url} (simulator)", flush=True)
     print(f"endpoints:     {args.endpoints_file}", flush=True)
     try:
         until_stopped()

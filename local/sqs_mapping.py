@@ -18,10 +18,10 @@ https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html and ``services-sqs-er
 - ``FilterCriteria``: records that match no filter are deleted without invoking the function, as
   Lambda does (rules: equals, null, empty, ``prefix``, ``suffix``, ``equals-ignore-case``,
   ``anything-but``, ``numeric``, ``exists``; others raise NotImplementedError at construction);
-- ``ScalingConfig.MaximumConcurrency`` = N: N pollers, each with at most one batch in flight.
-  Without it, one poller: Lambda would start five and scale out, but the local function runs one
-  invocation at a time (one container), so more pollers would only hold more messages invisible
-  while they wait for it;
+- ``ScalingConfig.MaximumConcurrency`` = N: N pollers, each with at most one batch in flight, and the
+  local stack gives the function N containers, so N invocations run at once. Without it, one poller:
+  Lambda would start five and scale out, but the local function then has one container, so more
+  pollers would only hold more messages invisible while they wait for it;
 - ``Enabled: false``: the mapping never polls.
 
 What this does not emulate:

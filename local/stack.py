@@ -1,10 +1,13 @@
 """The local stack: moto for AWS, the template's resources created in it, the real handlers in-process,
-and the REST API's routes on loopback, all derived from template.yaml and samconfig.toml [local]."""
+the REST API's routes on loopback, and the provider simulator the sender talks to, all derived from
+template.yaml and samconfig.toml [local]."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +18,20 @@ import boto3
 from local.gateway import Gateway, Route
 from local.moto import LOCAL_CREDENTIALS, MotoServer
 from local.runtime import LocalFunction, patched_environ
-from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
-from local.template import ApiEvent, LocalStack, load_stack
+from local.simulator import ProviderSimulator
+from local.sqs_mapping import DEFAULT_POLLER_LIMIT, SqsEventSourceMapping, mappings_from_stack
+from local.template import ApiEvent, FunctionSpec, LocalStack, SecretSpec, SqsEvent, load_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 DEFAULT_ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"
+DEFAULT_SIMULATOR_PORT = 8089
+SIMULATOR_HOST = "127.0.0.1"  # the provider stand-in never leaves loopback, whatever the API's host
+# Templates the simulated account already has, READY, so that sendSavedMMS works out of the box.
+SIMULATOR_TEMPLATES = ("48213", "50000")
+# The sender's contract: the environment variable naming the secret that holds the provider's API key.
+API_KEY_SECRET_VARIABLE = "PROVIDER_API_KEY_SECRET"  # noqa: S105 - a variable's name, not a secret
 
 
 def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
@@ -51,12 +61,32 @@ def load_local_stack(
     )
 
 
+def initial_secret_value(secret: SecretSpec) -> str:
+    """The template's SecretString, else a random value as GenerateSecretString would make one.
+
+    Locally the generated value is always letters and digits (which satisfies every Exclude* option) of
+    PasswordLength (default 32); with SecretStringTemplate and GenerateStringKey it goes into that JSON.
+    """
+    if secret.secret_string is not None:
+        return secret.secret_string
+    options = secret.generate or {}
+    length = int(options.get("PasswordLength", 32))
+    alphabet = string.ascii_letters + string.digits
+    value = "".join(secrets.choice(alphabet) for _ in range(length))
+    if options.get("SecretStringTemplate") and options.get("GenerateStringKey"):
+        document = json.loads(str(options["SecretStringTemplate"]))
+        document[str(options["GenerateStringKey"])] = value
+        return json.dumps(document)
+    return value
+
+
 def provision(stack: LocalStack, endpoint_url: str) -> None:
-    """Create the template's buckets, queues (dead-letter queues first) and tables in moto."""
+    """Create the template's buckets, queues (dead-letter queues first), tables and secrets in moto."""
     with patched_environ(aws_environment(endpoint_url, stack.region)):
         s3 = boto3.client("s3")
         sqs = boto3.client("sqs")
         dynamodb = boto3.client("dynamodb")
+        secretsmanager = boto3.client("secretsmanager")
     for bucket in stack.buckets().values():
         s3.create_bucket(Bucket=bucket.name)
         if bucket.versioning:
@@ -75,6 +105,26 @@ def provision(stack: LocalStack, endpoint_url: str) -> None:
                 TableName=table.name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
             )
+    for secret in stack.secrets().values():
+        description = {"Description": secret.description} if secret.description else {}
+        value = initial_secret_value(secret)
+        secretsmanager.create_secret(Name=secret.name, SecretString=value, **description)
+
+
+def read_secret(name: str, endpoint_url: str, region: str) -> str | None:
+    """A secret's string from the local AWS, or None if there is no such secret."""
+    with patched_environ(aws_environment(endpoint_url, region)):
+        secretsmanager = boto3.client("secretsmanager")
+    try:
+        return secretsmanager.get_secret_value(SecretId=name)["SecretString"]
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        return None
+
+
+def containers_for(spec: FunctionSpec, limit: int = DEFAULT_POLLER_LIMIT) -> int:
+    """As many containers as the function's busiest SQS mapping has pollers (they invoke it at once)."""
+    concurrency = [e.maximum_concurrency or 1 for e in spec.events if isinstance(e, SqsEvent) and e.enabled]
+    return min(max(concurrency, default=1), limit)
 
 
 def load_functions(stack: LocalStack, endpoint_url: str) -> dict[str, LocalFunction]:
@@ -93,8 +143,36 @@ def load_functions(stack: LocalStack, endpoint_url: str) -> dict[str, LocalFunct
             timeout_s=float(spec.timeout or 3),
             region=stack.region,
             account_id=stack.account_id,
+            max_containers=containers_for(spec),
         )
     return functions
+
+
+def api_key_secret_name(stack: LocalStack) -> str | None:
+    """The secret a function reads the provider's API key from (its PROVIDER_API_KEY_SECRET), if any."""
+    for spec in stack.functions().values():
+        if spec.environment.get(API_KEY_SECRET_VARIABLE):
+            return spec.environment[API_KEY_SECRET_VARIABLE]
+    return None
+
+
+def start_simulator(stack: LocalStack, endpoint_url: str, *, port: int = 0) -> ProviderSimulator:
+    """The provider simulator for this stack, started on loopback with no postback URL yet.
+
+    Its API key is the value of the secret the sender reads (so the sender's calls authenticate), or a
+    random one when the template has no such secret; its throughput is SendThroughputPerSecond.
+    """
+    secret = api_key_secret_name(stack)
+    api_key = read_secret(secret, endpoint_url, stack.region) if secret else None
+    throughput = stack.parameters.get("SendThroughputPerSecond")
+    return ProviderSimulator(
+        SIMULATOR_HOST,
+        port,
+        api_key=api_key or secrets.token_urlsafe(24),
+        # The simulator counts whole calls per second; the template's parameter may be fractional.
+        throughput_per_s=max(1, round(float(throughput))) if isinstance(throughput, str) else None,
+        templates=SIMULATOR_TEMPLATES,  # given at construction, they survive the simulator's reset
+    ).start()
 
 
 def api_routes(stack: LocalStack, functions: dict[str, LocalFunction]) -> tuple[list[Route], tuple[str, ...]]:
@@ -122,12 +200,33 @@ class RunningStack:
     mappings: list[SqsEventSourceMapping] = field(default_factory=list)
     endpoints_file: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    simulator: ProviderSimulator | None = None
+    api_key_secret: str | None = None  # the secret holding the simulator's API key
 
     @property
     def postback_url(self) -> str:
         return f"{self.gateway.base_url}/postback"
 
+    @property
+    def provider_postback_url(self) -> str:
+        """The postback URL as the provider is given it: with the PostbackToken path segment, if any."""
+        token = self.stack.parameters.get("PostbackToken")
+        return f"{self.postback_url}/{token}" if isinstance(token, str) and token else self.postback_url
+
     def endpoints(self) -> dict[str, Any]:
+        queues = self.stack.queues()
+        send_queues = {
+            key: queues[logical_id].url
+            for key, logical_id in (("send_queue_url", "SendQueue"), ("send_dlq_url", "SendDLQ"))
+            if logical_id in queues
+        }
+        simulator = {}
+        if self.simulator:
+            simulator["simulator"] = {
+                "api_url": self.simulator.api_url,
+                "control_url": f"{self.simulator.base_url}/_sim/",
+                "api_key_secret": self.api_key_secret,
+            }
         return {
             "postback_url": self.postback_url,
             "api_url": self.gateway.base_url,
@@ -141,6 +240,8 @@ class RunningStack:
             "functions": {f.logical_id: f.name for f in self.stack.functions().values()},
             "routes": [f"{r.method} {r.resource}" for r in self.gateway.routes],
             "event_source_mappings": [m.status() for m in self.mappings],
+            **send_queues,
+            **simulator,
             **self.extras,
         }
 
@@ -156,6 +257,8 @@ class RunningStack:
             mapping.signal_stop()  # all at once: each may be inside a 1 s long poll
         for mapping in self.mappings:
             mapping.stop()
+        if self.simulator:
+            self.simulator.stop()  # before the gateway: its postbacks go there
         self.gateway.stop()
         if self.moto:
             self.moto.stop()
@@ -173,8 +276,11 @@ def start(
     template: Path = TEMPLATE,
     samconfig: Path = SAMCONFIG,
     log_dir: Path | None = None,
+    with_simulator: bool = True,
+    simulator_port: int = DEFAULT_SIMULATOR_PORT,
 ) -> RunningStack:
-    """Start moto (unless an endpoint is given), create the resources, load the handlers, serve the API."""
+    """Start moto (unless an endpoint is given), create the resources, start the provider simulator (port 0:
+    a free one), load the handlers with ProviderApiUrl pointing at it, serve the API."""
     moto = None
     if aws_endpoint_url is None:
         log_path = (log_dir / "moto.log") if log_dir else None
@@ -182,12 +288,25 @@ def start(
             log_dir.mkdir(parents=True, exist_ok=True)
         moto = MotoServer(port=moto_port, host=host, log_path=log_path).start()
         aws_endpoint_url = moto.endpoint_url
+    simulator: ProviderSimulator | None = None
+    gateway: Gateway | None = None
     mappings: list[SqsEventSourceMapping] = []
     try:
         stack = load_local_stack(aws_endpoint_url, template=template, samconfig=samconfig)
         # Clients made in this process (the local stack's own, and the handlers') all talk to moto.
         os.environ.update(aws_environment(aws_endpoint_url, stack.region))
         provision(stack, aws_endpoint_url)
+        if with_simulator:
+            # The simulator needs the API key from a secret provisioning just made, and the functions need
+            # the simulator's URL: load the template again with it (the resources are the same).
+            simulator = start_simulator(stack, aws_endpoint_url, port=simulator_port)
+            if "ProviderApiUrl" in stack.parameters:
+                stack = load_local_stack(
+                    aws_endpoint_url,
+                    template=template,
+                    samconfig=samconfig,
+                    overrides={"ProviderApiUrl": simulator.api_url},
+                )
         functions = load_functions(stack, aws_endpoint_url)
         routes, binary = api_routes(stack, functions)
         stage = next((api.stage_name for api in stack.rest_apis().values()), "local")
@@ -200,6 +319,10 @@ def start(
     except BaseException:
         for mapping in mappings:
             mapping.stop()
+        if simulator:
+            simulator.stop()
+        if gateway:
+            gateway.stop()
         if moto:
             moto.stop()
         raise
@@ -210,7 +333,11 @@ def start(
         functions=functions,
         moto=moto,
         mappings=mappings,
+        simulator=simulator,
+        api_key_secret=api_key_secret_name(stack) if simulator else None,
     )
+    if simulator:
+        simulator.postback_url = running.provider_postback_url  # now that the gateway is up
     if endpoints_file:
         running.write_endpoints(endpoints_file)
     print(f"mmsbridge local stack '{stack.stack_name}' is up", file=sys.stderr)

@@ -4,9 +4,9 @@
 template's Conditions keep, with SAM ``Globals`` merged in, a deterministic local physical name, and
 its properties with all intrinsic functions resolved against the stack's parameters. Typed views
 (:meth:`LocalStack.queues`, :meth:`~LocalStack.buckets`, :meth:`~LocalStack.tables`,
-:meth:`~LocalStack.functions`, :meth:`~LocalStack.rest_apis`) turn those properties into what the
-local stack needs to create the resources on moto and to run the handlers, so that the template
-stays the single source of truth.
+:meth:`~LocalStack.secrets`, :meth:`~LocalStack.functions`, :meth:`~LocalStack.rest_apis`) turn those
+properties into what the local stack needs to create the resources on moto and to run the handlers,
+so that the template stays the single source of truth.
 
 Nothing here talks to AWS or moto: it is pure data transformation (stdlib + PyYAML).
 
@@ -21,6 +21,11 @@ Queue URLs: ``!Ref Queue`` and ``!GetAtt Queue.QueueUrl`` are formed with ``queu
 ``{url_suffix}`` (or a callable ``name -> url``). The default,
 ``https://sqs.{region}.{url_suffix}/{account_id}/{name}``, is the URL that in-process moto returns
 from CreateQueue; for a moto server pass e.g. ``"http://127.0.0.1:5000/{account_id}/{name}"``.
+
+Secrets (a local difference): ``!Ref Secret`` gives the secret's *name*, where CloudFormation gives its
+ARN. A real secret's ARN ends in a random 6-character suffix that only Secrets Manager (or moto) picks at
+creation, so an ARN formed here would name no secret; GetSecretValue accepts the name as well as the ARN,
+so a function given the name reads the same secret. ``!GetAtt Secret.Arn``-style ARNs stay suffix-less.
 """
 
 import base64
@@ -50,6 +55,7 @@ __all__ = [
     "QueueSpec",
     "Resource",
     "RestApiSpec",
+    "SecretSpec",
     "SqsEvent",
     "TableSpec",
     "TemplateError",
@@ -249,6 +255,15 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class SecretSpec:
+    logical_id: str
+    name: str
+    secret_string: str | None = None  # the template's SecretString, when it gives the value
+    generate: dict[str, Any] | None = None  # GenerateSecretString's options, when the value is generated
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     logical_id: str
     content_uri: Path
@@ -392,6 +407,26 @@ class LocalStack:
         out = {}
         for res in self._of_type("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
             out[res.logical_id] = _table_spec(res)
+        return out
+
+    def secrets(self) -> dict[str, SecretSpec]:
+        """``AWS::SecretsManager::Secret`` resources (``!Ref`` gives the name locally: module docstring)."""
+        out = {}
+        for res in self._of_type("AWS::SecretsManager::Secret"):
+            props = res.properties
+            where = f"Resources.{res.logical_id}.Properties"
+            generate = props.get("GenerateSecretString")
+            if generate is not None and not isinstance(generate, Mapping):
+                raise TemplateError(f"{where}.GenerateSecretString must be a mapping")
+            if generate is not None and props.get("SecretString") is not None:
+                raise TemplateError(f"{where}: SecretString and GenerateSecretString exclude each other")
+            out[res.logical_id] = SecretSpec(
+                logical_id=res.logical_id,
+                name=res.physical_name,
+                secret_string=_opt_str(props.get("SecretString")),
+                generate=dict(generate) if generate is not None else None,
+                description=_to_str(props.get("Description")),
+            )
         return out
 
     def functions(self) -> dict[str, FunctionSpec]:
@@ -994,7 +1029,6 @@ _REF_IS_ARN = {
     "AWS::Lambda::LayerVersion",
     "AWS::Serverless::StateMachine",
     "AWS::StepFunctions::StateMachine",
-    "AWS::SecretsManager::Secret",
     "AWS::IAM::ManagedPolicy",
 }
 
@@ -1167,6 +1201,8 @@ class _Resolver:
         name = self.physical_name(logical_id)
         if rtype == "AWS::SQS::Queue":
             return self.queue_url(name)
+        if rtype == "AWS::SecretsManager::Secret":
+            return name  # a local difference: see the module docstring
         if rtype in _REF_IS_ARN:
             return self.arn(logical_id)
         return name

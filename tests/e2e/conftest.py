@@ -29,6 +29,8 @@ def start_local_stack(workdir: Path) -> dict:
             "run",
             "--port",
             "0",
+            "--simulator-port",
+            "0",
             "--endpoints-file",
             str(endpoints_file),
             "--log-dir",

@@ -616,3 +616,51 @@ def test_mappings_from_the_template_drive_a_powertools_consumer(sqs, moto_server
     assert sorted(seen) == [("fail-1", "1"), ("ok-1", "1"), ("ok-2", "1")]  # maxReceiveCount 1: no retry
     stats = mapping.stats.snapshot()
     assert (stats["failures_reported"], stats["deleted"], stats["function_errors"]) == (1, 2, 0)
+
+
+CONCURRENT_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {code_uri}
+      Handler: container_handler.lambda_handler
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt WorkQueue.Arn
+            BatchSize: 1
+            ScalingConfig:
+              MaximumConcurrency: 2
+  WorkQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 30
+"""
+
+
+def test_maximum_concurrency_invokes_that_many_containers_at_once(sqs, moto_server, tmp_path):
+    template = tmp_path / "template.yaml"
+    template.write_text(CONCURRENT_TEMPLATE.format(code_uri=FIXTURES))
+    stack = load_stack(
+        template,
+        None,
+        stack_name=f"sqsconc-{uuid.uuid4().hex[:8]}",
+        queue_url_format=f"{moto_server.endpoint_url}/{{account_id}}/{{name}}",
+    )
+    local_stack.provision(stack, moto_server.endpoint_url)
+    worker = local_stack.load_functions(stack, moto_server.endpoint_url)["Worker"]
+    (mapping,) = mappings_from_stack(stack, {"Worker": worker})
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, stack.region)):
+        mapping.start()
+    try:
+        queue = stack.queues()["WorkQueue"]
+        send(sqs, Queue(queue.name, queue.url, queue.arn), *[json.dumps({"sleep_s": 0.5})] * 2)
+        assert eventually(lambda: sum(len(m.RUNS) for m in worker.modules) == 2, timeout=10)
+    finally:
+        assert mapping.stop()
+    assert worker.max_containers == 2
+    first, second = (module.RUNS[0] for module in worker.modules)  # one batch in each container
+    assert max(first[0], second[0]) < min(first[1], second[1])  # and at the same time

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from local.stack import initial_secret_value
 from local.template import (
     ApiEvent,
     LayerSpec,
     OtherEvent,
+    SecretSpec,
     SqsEvent,
     TemplateError,
     contains_unresolved,
@@ -506,6 +508,89 @@ def test_queue_specs_with_redrive_policy_and_dlq_first(stack):
     assert jobs.arn == f"arn:aws:sqs:us-east-1:{ACCOUNT}:app-JobsQueue"
 
 
+SECRETS = """\
+  Generated:
+    Type: AWS::SecretsManager::Secret
+    Condition: CreateKey
+    Properties:
+      Description: an API key
+      GenerateSecretString:
+        PasswordLength: 24
+        ExcludePunctuation: true
+  Given:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: !Sub "${AWS::StackName}/given"
+      SecretString: !Sub "value-in-${AWS::Region}"
+  Unused:
+    Type: AWS::SecretsManager::Secret
+    Condition: Never
+    Properties:
+      SecretString: unused
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Handler: app.handler
+      Environment:
+        Variables:
+          KEY_SECRET: !If [CreateKey, !Ref Generated, !Ref KeySecretName]
+          GIVEN: !Ref Given
+          GIVEN_ARN: !GetAtt Given.Arn
+"""
+
+
+def test_secret_specs_and_ref_gives_the_name(tmp_path):
+    path = minimal(
+        tmp_path,
+        parameters="  KeySecretName:\n    Type: String\n    Default: ''\n",
+        resources=SECRETS,
+        extra="Conditions:\n  CreateKey: !Equals [!Ref KeySecretName, '']\n  Never: !Equals [a, b]\n",
+    )
+    stack = load_stack(path, None, stack_name="app")
+    secrets = stack.secrets()
+    assert list(secrets) == ["Generated", "Given"]  # the inactive one is not created
+    generated, given = secrets["Generated"], secrets["Given"]
+    assert (generated.name, generated.secret_string, generated.description) == (
+        "app-Generated",
+        None,
+        "an API key",
+    )
+    assert generated.generate == {"PasswordLength": 24, "ExcludePunctuation": True}
+    assert (given.name, given.secret_string, given.generate) == ("app/given", "value-in-us-east-1", None)
+    env = stack.functions()["Fn"].environment
+    # Locally !Ref is the name: moto's (and AWS's) ARN ends in a random suffix; GetSecretValue takes either.
+    assert env["KEY_SECRET"] == "app-Generated"
+    assert env["GIVEN"] == "app/given"
+    assert env["GIVEN_ARN"] == f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/given"
+    assert stack.find_logical_id("app/given") == "Given"
+
+    named = load_stack(path, None, stack_name="app", overrides={"KeySecretName": "existing/key"})
+    assert list(named.secrets()) == ["Given"]
+    assert named.functions()["Fn"].environment["KEY_SECRET"] == "existing/key"
+
+
+def test_a_secrets_local_value_is_its_secret_string_or_generated_like_cloudformation():
+    assert initial_secret_value(SecretSpec("S", "s", secret_string="given")) == "given"
+    generated = initial_secret_value(SecretSpec("S", "s", generate={"PasswordLength": 24}))
+    assert len(generated) == 24
+    assert generated.isalnum()
+    assert len(initial_secret_value(SecretSpec("S", "s", generate={}))) == 32
+    in_json = initial_secret_value(
+        SecretSpec("S", "s", generate={"SecretStringTemplate": '{"user": "u"}', "GenerateStringKey": "pw"})
+    )
+    assert json.loads(in_json)["user"] == "u"
+    assert len(json.loads(in_json)["pw"]) == 32
+
+
+def test_a_secret_with_both_a_value_and_a_generator_is_an_error(tmp_path):
+    resources = "  S:\n    Type: AWS::SecretsManager::Secret\n    Properties:\n"
+    resources += "      SecretString: x\n      GenerateSecretString: {}\n"
+    stack = load_stack(minimal(tmp_path, resources=resources), None)
+    with pytest.raises(TemplateError, match=r"Resources\.S\.Properties: SecretString and Generate"):
+        stack.secrets()
+
+
 def test_bucket_specs(stack):
     archive = stack.buckets()["Archive"]
     assert archive.versioning is True
@@ -647,3 +732,14 @@ def test_project_template_resolves():
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", bucket.name)
     for table in stack.tables().values():
         assert not contains_unresolved(table.create_table_kwargs)
+
+
+@pytest.mark.skipif(
+    not (ROOT / "template.yaml").exists() or not (ROOT / "samconfig.toml").exists(),
+    reason="the project's template.yaml / samconfig.toml are absent",
+)
+def test_project_template_sender_reads_its_api_key_from_the_stacks_secret():
+    stack = load_stack(ROOT / "template.yaml", ROOT / "samconfig.toml", config_env="local")
+    secret = stack.secrets()["ProviderApiKeySecret"]
+    assert secret.generate is not None
+    assert stack.functions()["SenderFunction"].environment["PROVIDER_API_KEY_SECRET"] == secret.name
