@@ -17,11 +17,12 @@ from local.runtime import LocalFunction, patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
 from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable
+from mmsbridge.state_table import StateTable, to_dynamo
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "sender"
 SECRET_NAME = f"test/sender-{uuid.uuid4().hex[:8]}"
 API_KEY = f"KEY-{uuid.uuid4().hex}"
+SAMPLE_NUMBERS = ("17743199144", "13125550147", "13125550188", "13125550199")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,18 @@ def failed_ids(response: dict) -> set[str]:
     return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 
-def test_the_sample_batch_sends_refuses_and_records(sender, table, simulator):
+@pytest.fixture
+def opted_in(table):
+    """Other tests share this table and may have opted the samples' numbers out: here the latest event
+    opts them in, and is removed afterwards."""
+    keys = [{"pk": f"SUPPRESS#{n}", "sk": "AT#9999-12-31T00:00:00.000000Z#N301"} for n in SAMPLE_NUMBERS]
+    table.put_all([{**key, "suppressed": False} for key in keys])
+    yield
+    for key in keys:
+        table.client.delete_item(TableName=table.name, Key=to_dynamo(key))
+
+
+def test_the_sample_batch_sends_refuses_and_records(sender, table, simulator, opted_in):
     event = json.loads((EVENTS / "send-batch.json").read_text())
     response = sender.invoke(event)
     assert response == {"batchItemFailures": []}

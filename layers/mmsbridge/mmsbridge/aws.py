@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
@@ -11,11 +12,14 @@ from botocore.config import Config
 # Bounded so that a slow AWS call surfaces as an error inside the caller's own deadline: at most three
 # attempts of at most 1 s to connect and 2 s to answer (the ingest must answer the provider within 10 s).
 FAST = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
+# boto3's default session is not safe for creating clients from several threads at once.
+_CREATING = threading.Lock()
 
 
 def client(service: str, config: Config = FAST) -> Any:
     """A client for `service` with bounded timeouts and standard retries."""
-    return boto3.client(service, config=config)
+    with _CREATING:
+        return boto3.client(service, config=config)
 
 
 class LazyClient:
