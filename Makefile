@@ -21,7 +21,7 @@ PYTHON313 = $(shell \
 	    2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup run test lint format template-check bench clean
+.PHONY: help setup run demo test lint format template-check bench clean
 
 help:
 	@echo "make run    the whole pipeline locally (moto + the real handlers), endpoints in .local/endpoints.json"
@@ -53,6 +53,9 @@ setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m local run
+
+demo: $(VENV)/.installed
+	$(PY) -m local.demo
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
