@@ -4,7 +4,10 @@ moto's threaded server runs a conditional write's check and its write without a 
 conditional writes to one item can both succeed, which DynamoDB never allows (each single-item write is
 atomic, and a condition is evaluated atomically with it). The sender's idempotency and its shared limiter
 rely on that guarantee, so every DynamoDB write here runs under one lock: the check and the write become
-one step again, as in AWS. Everything else is moto as it comes.
+one step again, as in AWS.
+
+It also answers over HTTP/1.1 keep-alive (werkzeug's development server defaults to HTTP/1.0, one TCP
+connection per call), so clients reuse connections as they do with AWS. Everything else is moto as it comes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
+from werkzeug.serving import WSGIRequestHandler
 
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _LOCK = threading.RLock()
@@ -37,4 +41,5 @@ def make_writes_atomic() -> None:
 
 if __name__ == "__main__":
     make_writes_atomic()
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
     main()

@@ -118,4 +118,7 @@ METRICS = {
     "deferred": "Deferred",
     "transient_retry": "TransientRetries",
     "error": "RecordErrors",
+    "paced": "PacedBack",
+    "busy": "HeldByAnotherAttempt",
+    "account_error": "AccountErrors",
 }

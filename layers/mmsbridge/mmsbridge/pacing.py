@@ -7,6 +7,11 @@ moves to slot + 1/rate. The caller waits until its slot, so calls from all conta
 does not accumulate into a burst (slots are never in the past). On E113 the whole sender slows down:
 `penalise` pushes TAT forward for everyone.
 
+A container takes up to `want` consecutive slots in one write (the records its batch still has to send),
+so the limiter costs one conditional write per few calls, not per call. A reserved slot is used only within
+one interval of its time: a container that fell behind (a slow call) gives the missed slots up and reserves
+anew rather than sending late into someone else's slot.
+
 `next_slot` is pure; `SharedLimiter` is the DynamoDB adapter.
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,12 +48,15 @@ class Slot:
     new_tat: float
 
 
-def next_slot(tat: float | None, now: float, rate_per_s: float) -> Slot:
-    """The slot a call gets when the limiter's TAT is `tat` (None: never used) at `now`."""
+def next_slot(tat: float | None, now: float, rate_per_s: float, count: int = 1) -> Slot:
+    """The first of `count` consecutive slots, 1/rate apart, when the limiter's TAT is `tat` (None: never
+    used) at `now`; `new_tat` is where the next caller's slots begin."""
     if rate_per_s <= 0:
         raise ValueError("rate_per_s must be > 0")
+    if count < 1:
+        raise ValueError("count must be >= 1")
     start = now if tat is None else max(tat, now)
-    return Slot(start=start, new_tat=start + 1.0 / rate_per_s)
+    return Slot(start=start, new_tat=start + count / rate_per_s)
 
 
 def _micros(value: float) -> int:
@@ -73,30 +82,52 @@ class SharedLimiter:
         self._sleep = sleep
         self._random = random.Random()  # noqa: S311 - spreading retries, not security
         self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
+        self._reserved: deque[float] = deque()  # this container's slots, not yet used
+        self.reservations = 0  # conditional writes that took slots (for benchmarks and tests)
 
-    def acquire(self, *, max_wait_s: float) -> float | None:
-        """Take the next slot and wait for it. Returns the seconds waited, or None (nothing taken) when the
-        slot is more than `max_wait_s` away: the caller should hand its work back instead of waiting."""
+    @property
+    def interval_s(self) -> float:
+        return 1.0 / self.rate_per_s
+
+    def acquire(self, *, max_wait_s: float, want: int = 1) -> float | None:
+        """Wait for this container's next slot, reserving up to `want` more first if it has none left.
+        Returns the seconds waited, or None (nothing taken) when the next free slot is more than
+        `max_wait_s` away: the caller should hand its work back instead of waiting."""
+        now = self._clock()
+        while self._reserved and self._reserved[0] + self.interval_s < now:
+            self._reserved.popleft()  # missed: using it now would crowd someone else's slot
+        if not self._reserved:
+            if not self._reserve(max(1, want), now, max_wait_s):
+                return None
+        elif self._reserved[0] - now > max_wait_s:
+            return None
+        slot = self._reserved.popleft()
+        wait = max(0.0, slot - self._clock())
+        if wait:
+            self._sleep(wait)
+        return wait
+
+    def _reserve(self, count: int, now: float, max_wait_s: float) -> bool:
         for _ in range(_TRIES):
-            now = self._clock()
             tat = self._tat
             if tat is not None and tat - now > HORIZON_S:
                 tat = now
-            slot = next_slot(tat, now, self.rate_per_s)
+            slot = next_slot(tat, now, self.rate_per_s, count)
             if slot.start - now > max_wait_s:
                 self._tat = None  # read afresh next time: others may have moved on
-                return None
+                return False
             if self._compare_and_set(self._tat, slot.new_tat):
                 self._tat = slot.new_tat
-                wait = max(0.0, slot.start - self._clock())
-                if wait:
-                    self._sleep(wait)
-                return wait
+                self.reservations += 1
+                self._reserved.extend(slot.start + i * self.interval_s for i in range(count))
+                return True
             self._sleep(self._random.random() * _CONFLICT_PAUSE_S)
-        return None  # heavy contention: hand the work back rather than spin
+            now = self._clock()
+        return False  # heavy contention: hand the work back rather than spin
 
     def penalise(self, seconds: float) -> None:
         """Hold every invocation's next call back by `seconds` from now (after an E113)."""
+        self._reserved.clear()
         for _ in range(_TRIES):
             target = self._clock() + min(seconds, MAX_PENALTY_S)
             if self._tat is not None and self._tat >= target:

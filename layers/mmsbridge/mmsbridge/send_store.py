@@ -1,9 +1,11 @@
 """DynamoDB access to the sender's ledger (send_ledger.py): conditional claims make it the idempotency record.
 
-A delivery *claims* a request before it may call the provider: a conditional update that succeeds only when
-no ledger exists, or when the last attempt released it (RETRY). The claim stamps `attempt_started` and a
-`lease_until`; every later write of that attempt is conditional on the same stamp, so an attempt that
-overran its lease cannot overwrite what another delivery decided. A claim that finds a SENDING ledger whose
+A delivery *claims* a request before it may call the provider: a conditional put that succeeds only when
+no ledger exists, or when the last attempt released it (RETRY). Every write puts the whole item with its
+`version` one higher, on the condition that the version is still the one read (optimistic concurrency:
+one call per write, and two writers can never both win). The claim stamps a `lease_until`; an attempt's
+later writes are conditional on its own version, so one that overran its lease cannot overwrite what
+another delivery decided. A claim that finds a SENDING ledger whose
 lease has run out has found an attempt that died after it may have called the provider: at most once, it
 is recorded OUTCOME_UNKNOWN; at least once, it is claimed again.
 """
@@ -70,7 +72,7 @@ class SendLedger:
     def record_rejected(self, item: dict[str, Any]) -> None:
         """A refused request. A refusal never replaces a ledger that already exists (it stays the record)."""
         try:
-            self._table.put_new(item)
+            self._table.put_new({**item, "version": 1})
         except ClientError as error:
             if not _conditional_failure(error):
                 raise
@@ -86,62 +88,48 @@ class SendLedger:
         resend_orphans: bool,
     ) -> Claim:
         stamp = iso(now)
-        condition = "attribute_not_exists(pk) OR #status = :retry"
-        if resend_orphans:
-            condition += " OR (#status = :sending AND lease_until < :now)"
-        values = {
-            ":sending": SendStatus.SENDING.value,
-            ":retry": SendStatus.RETRY.value,
-            ":lease": Decimal(str(round(lease_until, 3))),
-            ":stamp": stamp,
-            ":body": body,
-            ":sha": sha256_hex(body),
-            ":zero": 0,
-            ":one": 1,
-            ":type": "send_request",
-            **{f":{name}": value for name, value in request_summary(request).items()},
+        fresh = {
+            **ledger_key(request.request_id),
+            "type": "send_request",
+            **request_summary(request),
+            "status": SendStatus.SENDING.value,
+            "body": body,
+            "payload_sha256": sha256_hex(body),
+            "received_at": stamp,
+            "claims": 1,
+            "version": 0,
         }
-        if resend_orphans:
-            values[":now"] = Decimal(str(now.timestamp()))
-        summary_sets = ", ".join(f"#{name} = :{name}" for name in request_summary(request))
-        names = {"#status": "status", **{f"#{name}": name for name in request_summary(request)}}
+        ledger: dict[str, Any] | None = None
         for _ in range(_CLAIM_TRIES):
-            try:
-                response = self._dynamodb.update_item(
-                    TableName=self._table.name,
-                    Key=to_dynamo(ledger_key(request.request_id)),
-                    UpdateExpression=(
-                        f"SET #status = :sending, lease_until = :lease, attempt_started = :stamp, "
-                        f"updated_at = :stamp, #type = :type, {summary_sets}, "
-                        "body = if_not_exists(body, :body), "
-                        "payload_sha256 = if_not_exists(payload_sha256, :sha), "
-                        "received_at = if_not_exists(received_at, :stamp), "
-                        "claims = if_not_exists(claims, :zero) + :one "
-                        "REMOVE gsi1pk, gsi1sk"
-                    ),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={**names, "#type": "type"},
-                    ExpressionAttributeValues=to_dynamo(values),
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                return Claim(ClaimKind.CLAIMED, from_dynamo(response["Attributes"]))
-            except ClientError as error:
-                if not _conditional_failure(error):
-                    raise
-                current = error.response.get("Item")
-                ledger = from_dynamo(current) if current else self.get(request.request_id)
             if ledger is None:
-                continue  # removed in between (TTL): claim again
-            status = ledger.get("status")
-            if status in FINAL:
-                return Claim(ClaimKind.DUPLICATE, ledger)
-            if status == SendStatus.SENDING.value:
-                if float(ledger.get("lease_until", 0)) >= now.timestamp():
+                base = fresh
+            else:
+                status = ledger.get("status")
+                if status in FINAL:
+                    return Claim(ClaimKind.DUPLICATE, ledger)
+                expired = float(ledger.get("lease_until", 0)) < now.timestamp()
+                if status == SendStatus.SENDING.value and not expired:
                     return Claim(ClaimKind.BUSY, ledger)
-                orphan = self._mark_orphan(ledger, now)
-                if orphan is not None:
-                    return Claim(ClaimKind.ORPHANED, orphan)
+                if status == SendStatus.SENDING.value and not resend_orphans:
+                    orphan = self._mark_orphan(ledger, now)
+                    if orphan is not None:
+                        return Claim(ClaimKind.ORPHANED, orphan)
+                    ledger = self.get(request.request_id)
+                    continue
+                base = {**ledger, **request_summary(request), "claims": int(ledger.get("claims", 0)) + 1}
+                for name in ("gsi1pk", "gsi1sk"):
+                    base.pop(name, None)
+            item = {
+                **base,
+                "status": SendStatus.SENDING.value,
+                "lease_until": Decimal(str(round(lease_until, 3))),
+                "attempt_started": stamp,
+                "updated_at": stamp,
+            }
+            written, current = self._put(item, expected=ledger)
+            if written is not None:
+                return Claim(ClaimKind.CLAIMED, written)
+            ledger = current
         return Claim(ClaimKind.BUSY, ledger or {})
 
     def _mark_orphan(self, ledger: dict[str, Any], now: datetime) -> dict[str, Any] | None:
@@ -150,8 +138,7 @@ class SendLedger:
             f"(started {ledger.get('attempt_started')}, no outcome recorded)"
         )
         return self._finish(
-            ledger["request_id"],
-            str(ledger.get("attempt_started", "")),
+            ledger,
             SendStatus.OUTCOME_UNKNOWN,
             now,
             {"outcome_unknown_reason": detail},
@@ -174,15 +161,13 @@ class SendLedger:
         adds = {"calls": 1 if called else 0}
         if counter:
             adds[counter] = 1
-        self._update(
-            claim.ledger["request_id"],
-            claim.stamp,
+        self._write(
+            claim.ledger,
             SendStatus.RETRY,
             now,
             {"last_code": code, "last_detail": detail},
             adds=adds,
             log={"at": iso(now), "outcome": outcome, "code": code, "detail": detail},
-            remove=("lease_until",),
         )
 
     def finish(
@@ -199,8 +184,7 @@ class SendLedger:
         """Record a final status (owned by this attempt). Returns the new ledger, None if the attempt no
         longer owned it."""
         return self._finish(
-            claim.ledger["request_id"],
-            claim.stamp,
+            claim.ledger,
             status,
             now,
             fields,
@@ -210,8 +194,7 @@ class SendLedger:
 
     def _finish(
         self,
-        request_id: str,
-        stamp: str,
+        ledger: dict[str, Any],
         status: SendStatus,
         now: datetime,
         fields: dict[str, Any],
@@ -219,80 +202,67 @@ class SendLedger:
         log: dict[str, Any],
         adds: dict[str, int] | None = None,
     ) -> dict[str, Any] | None:
-        listing = listing_key(status, now, request_id) if status is not SendStatus.ACCEPTED else {}
-        return self._update(
-            request_id,
-            stamp,
-            status,
-            now,
-            {**fields, **listing},
-            adds=adds or {},
-            log=log,
-            remove=("lease_until",),
-        )
+        listing = listing_key(status, now, ledger["request_id"]) if status is not SendStatus.ACCEPTED else {}
+        return self._write(ledger, status, now, {**fields, **listing}, adds=adds or {}, log=log)
 
-    def _update(
+    def _write(
         self,
-        request_id: str,
-        stamp: str,
+        ledger: dict[str, Any],
         status: SendStatus,
         now: datetime,
         fields: dict[str, Any],
         *,
         adds: dict[str, int],
         log: dict[str, Any],
-        remove: tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
-        fields = {name: value for name, value in fields.items() if value is not None}
-        names = {"#status": "status", **{f"#f{i}": name for i, name in enumerate(fields)}}
-        values: dict[str, Any] = {
-            ":status": status.value,
-            ":now": iso(now),
-            ":stamp": stamp,
-            ":sending": SendStatus.SENDING.value,
-            ":log": [{k: v for k, v in log.items() if v is not None}],
-            ":empty": [],
-            **{f":f{i}": value for i, value in enumerate(fields.values())},
+        """The ledger as this attempt leaves it, written only if no one else wrote it since it was read."""
+        entries = [*ledger.get("attempt_log", []), {k: v for k, v in log.items() if v is not None}]
+        if len(entries) > _LOG_MAX:
+            entries = [entries[0], *entries[-(_LOG_MAX - 1) :]]  # how it started, and the newest
+        item = {
+            **{name: value for name, value in ledger.items() if name != "lease_until"},
+            **{name: value for name, value in fields.items() if value is not None},
+            "status": status.value,
+            "updated_at": iso(now),
+            "attempt_log": entries,
         }
-        sets = [
-            "#status = :status",
-            "updated_at = :now",
-            "attempt_log = list_append(if_not_exists(attempt_log, :empty), :log)",
-        ]
-        sets += [f"#f{i} = :f{i}" for i in range(len(fields))]
-        expression = "SET " + ", ".join(sets)
-        counted = {name: amount for name, amount in adds.items() if amount}
-        if counted:
-            expression += " ADD " + ", ".join(f"{name} :add_{name}" for name in counted)
-            values.update({f":add_{name}": amount for name, amount in counted.items()})
-        if remove:
-            expression += " REMOVE " + ", ".join(remove)
-        try:
-            response = self._dynamodb.update_item(
-                TableName=self._table.name,
-                Key=to_dynamo(ledger_key(request_id)),
-                UpdateExpression=expression,
-                ConditionExpression="#status = :sending AND attempt_started = :stamp",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_dynamo(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _conditional_failure(error):
-                return None  # the lease ran out and another delivery decided; its record stands
-            raise
-        ledger = from_dynamo(response["Attributes"])
-        if len(ledger.get("attempt_log", [])) > _LOG_MAX:
-            self._trim_log(request_id, len(ledger["attempt_log"]) - _LOG_MAX)
-        return ledger
+        for name, amount in adds.items():
+            if amount:
+                item[name] = int(item.get(name, 0)) + amount
+        written, _ = self._put(item, expected=ledger)
+        return written  # None: the lease ran out and another delivery decided; its record stands
 
-    def _trim_log(self, request_id: str, excess: int) -> None:
-        # Keep the first entry (how it started) and the newest ones.
-        self._dynamodb.update_item(
-            TableName=self._table.name,
-            Key=to_dynamo(ledger_key(request_id)),
-            UpdateExpression="REMOVE " + ", ".join(f"attempt_log[{i}]" for i in range(1, 1 + excess)),
-        )
+    def _put(
+        self, item: dict[str, Any], *, expected: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Put `item` (version + 1) if the stored ledger is still `expected` (None: if there is none).
+        Returns (the item written, None) or (None, the ledger found instead)."""
+        if expected is None:
+            condition, values = "attribute_not_exists(pk)", None
+        elif "version" in expected:
+            condition, values = "version = :version", {":version": int(expected["version"])}
+        else:  # written by a tool that does not version (still guarded by its status and time)
+            condition = "attribute_not_exists(version) AND #status = :status AND updated_at = :updated"
+            values = {":status": expected.get("status"), ":updated": expected.get("updated_at")}
+        item = {**item, "version": int(expected.get("version", 0)) + 1 if expected else 1}
+        params: dict[str, Any] = {
+            "TableName": self._table.name,
+            "Item": to_dynamo(item),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values is not None:
+            params["ExpressionAttributeValues"] = to_dynamo(values)
+            if "#status" in condition:
+                params["ExpressionAttributeNames"] = {"#status": "status"}
+        try:
+            self._dynamodb.put_item(**params)
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise
+            current = error.response.get("Item")
+            return None, from_dynamo(current) if current else None
+        return item, None
 
     # -- the outbound record --------------------------------------------------------------------------
     def write_outbound(self, ledger: dict[str, Any], *, retention_days: int) -> None:

@@ -151,6 +151,7 @@ class Sender:
         self.settings = settings
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._left = 1
 
     # -- the batch ------------------------------------------------------------------------------------
     def send_batch(self, records: list[Mapping[str, Any]], *, deadline: float) -> BatchReport:
@@ -164,7 +165,8 @@ class Sender:
             detail = f"the API key could not be read ({type(error).__name__})"
             report.results = [self._hand_back(r, "account_error", "account", reason=detail) for r in parsed]
             return report
-        for record in parsed:
+        for position, record in enumerate(parsed):
+            self._left = len(parsed) - position  # records this batch may still send: slots to reserve
             if report.stopped:
                 outcome = "deferred"
                 report.results.append(self._hand_back(record, outcome, _STOP_BACKOFF[report.stopped]))
@@ -293,7 +295,7 @@ class Sender:
                 if problem is not None:
                     return self._media_problem(record, claim, request_id, problem), None
             max_wait = min(_MAX_PACING_WAIT_S, deadline - self._clock() - _CALL_BUDGET_S)
-            waited = self._limiter.acquire(max_wait_s=max(0.0, max_wait))
+            waited = self._limiter.acquire(max_wait_s=max(0.0, max_wait), want=self._left)
             if waited is None:
                 self._ledger.release(claim, self._now(), outcome="paced", called=False)
                 return self._hand_back(record, "paced", "throttled", request_id=request_id), "throttled"
