@@ -11,6 +11,7 @@ BENCHMARKS = [
     ("ingest: warm latency and cold path", ["-m", "bench.bench_ingest"]),
     ("parser: bytes to typed event", ["bench/bench_parse.py"]),
     ("consumer: throughput and cold path", ["-m", "bench.bench_consumer"]),
+    ("sender: goodput at the provider's throughput limit", ["-m", "bench.bench_sender", "400", "10", "8"]),
 ]
 
 

@@ -164,3 +164,10 @@ def test_settings_come_from_the_template_environment():
     assert defaults.delivery is Delivery.AT_MOST_ONCE
     assert not defaults.media_preflight
     assert defaults.default_country_code is None
+
+
+def test_a_block_of_slots_moves_the_tat_by_its_length():
+    slot = next_slot(tat=10.0, now=5.0, rate_per_s=4, count=3)
+    assert (slot.start, slot.new_tat) == (10.0, 10.75)
+    with pytest.raises(ValueError, match="count"):
+        next_slot(None, 0.0, 1.0, count=0)

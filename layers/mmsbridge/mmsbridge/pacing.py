@@ -7,10 +7,11 @@ moves to slot + 1/rate. The caller waits until its slot, so calls from all conta
 does not accumulate into a burst (slots are never in the past). On E113 the whole sender slows down:
 `penalise` pushes TAT forward for everyone.
 
-A container takes up to `want` consecutive slots in one write (the records its batch still has to send),
-so the limiter costs one conditional write per few calls, not per call. A reserved slot is used only within
-one interval of its time: a container that fell behind (a slow call) gives the missed slots up and reserves
-anew rather than sending late into someone else's slot.
+A container that works faster than one call per interval takes up to `want` consecutive slots in one write
+(the records its batch still has to send), so the limiter costs one conditional write per few calls. One
+that needs longer between calls (a slow provider, a slow store) could not use consecutive slots, so it
+takes one at a time. A reserved slot is used only within one interval of its time: a container that fell
+behind gives the missed slots up and reserves anew rather than sending late into someone else's slot.
 
 `next_slot` is pure; `SharedLimiter` is the DynamoDB adapter.
 """
@@ -38,7 +39,13 @@ MAX_PENALTY_S: Final = 60.0
 # Calls are spaced for this share of the agreed rate: network jitter must not push two calls into one
 # provider window and turn pacing into E113s.
 HEADROOM: Final = 0.97
+# A slot is used only this share of an interval after its time: a call that leaves later lands closer to
+# the next caller's, and two close calls can tip the provider's one-second window (E113).
+LATE_FRACTION: Final = 0.25
+_LATE_FLOOR_S: Final = 0.005  # at high rates a quarter interval is below any clock's precision
+_LATE_TRIES: Final = 3
 _TRIES: Final = 50
+_WORK_SAMPLE_MAX_S: Final = 5.0  # longer gaps are idle time between batches, not work
 _CONFLICT_PAUSE_S: Final = 0.005  # up to this, at random, after losing a race: the racers spread out
 
 
@@ -84,6 +91,9 @@ class SharedLimiter:
         self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
         self._reserved: deque[float] = deque()  # this container's slots, not yet used
         self.reservations = 0  # conditional writes that took slots (for benchmarks and tests)
+        self.missed = 0  # reserved slots given up because this container was late for them
+        self._work_s: float | None = None  # smoothed time this container spends between two calls
+        self._returned_at: float | None = None
 
     @property
     def interval_s(self) -> float:
@@ -93,19 +103,35 @@ class SharedLimiter:
         """Wait for this container's next slot, reserving up to `want` more first if it has none left.
         Returns the seconds waited, or None (nothing taken) when the next free slot is more than
         `max_wait_s` away: the caller should hand its work back instead of waiting."""
-        now = self._clock()
-        while self._reserved and self._reserved[0] + self.interval_s < now:
-            self._reserved.popleft()  # missed: using it now would crowd someone else's slot
-        if not self._reserved:
-            if not self._reserve(max(1, want), now, max_wait_s):
+        began = self._clock()
+        if self._returned_at is not None and began - self._returned_at < _WORK_SAMPLE_MAX_S:
+            sample = began - self._returned_at
+            self._work_s = sample if self._work_s is None else 0.8 * self._work_s + 0.2 * sample
+        tolerance = max(LATE_FRACTION * self.interval_s, _LATE_FLOOR_S)
+        for attempt in range(_LATE_TRIES + 1):
+            now = self._clock()
+            while self._reserved and self._reserved[0] + tolerance < now:
+                self._reserved.popleft()  # missed: using it now would crowd someone else's slot
+                self.missed += 1
+            left = max_wait_s - (now - began)
+            if not self._reserved:
+                # Consecutive slots only for a container with time to spare between calls (half an interval).
+                keeps_pace = self._work_s is not None and self._work_s < 0.5 * self.interval_s
+                if not self._reserve(max(1, want) if keeps_pace else 1, now, max(0.0, left)):
+                    return None
+            elif self._reserved[0] - now > left:
                 return None
-        elif self._reserved[0] - now > max_wait_s:
-            return None
-        slot = self._reserved.popleft()
-        wait = max(0.0, slot - self._clock())
-        if wait:
-            self._sleep(wait)
-        return wait
+            slot = self._reserved.popleft()
+            wait = max(0.0, slot - self._clock())
+            if wait:
+                self._sleep(wait)
+            woke = self._clock()
+            # Woke too late for the slot (a busy machine): take the next one, a few times at most.
+            if woke - slot <= tolerance or attempt == _LATE_TRIES:
+                break
+            self.missed += 1
+        self._returned_at = woke
+        return woke - began
 
     def _reserve(self, count: int, now: float, max_wait_s: float) -> bool:
         for _ in range(_TRIES):
@@ -126,8 +152,8 @@ class SharedLimiter:
         return False  # heavy contention: hand the work back rather than spin
 
     def penalise(self, seconds: float) -> None:
-        """Hold every invocation's next call back by `seconds` from now (after an E113)."""
-        self._reserved.clear()
+        """Hold every invocation's next call back by `seconds` from now (after an E113). Slots this container
+        already holds stay valid: they were the limiter's to give."""
         for _ in range(_TRIES):
             target = self._clock() + min(seconds, MAX_PENALTY_S)
             if self._tat is not None and self._tat >= target:

@@ -38,6 +38,9 @@ __all__ = ["Delivery", "Disposition", "RecordResult", "Sender", "SenderSettings"
 
 _CALL_BUDGET_S: Final = READ_TIMEOUT_S + 5.0  # time a call may take, kept free before the deadline
 _MAX_PACING_WAIT_S: Final = 10.0
+# After an E113 every invocation holds its next call back this many call intervals (a Retry-After wins):
+# paced at the agreed rate, an E113 means a burst of network jitter or a lower real limit, not a flood.
+E113_PAUSE_INTERVALS: Final = 2
 
 
 class Delivery(StrEnum):
@@ -144,7 +147,7 @@ class Sender:
     ) -> None:
         self._table = table
         self._ledger = ledger
-        self._limiter = limiter
+        self.limiter = limiter
         self._client = client
         self._api_key = api_key
         self._forget_api_key = forget_api_key
@@ -294,13 +297,14 @@ class Sender:
                 problem = self._preflight(request)
                 if problem is not None:
                     return self._media_problem(record, claim, request_id, problem), None
+            document = build_request_xml(request, api_key)  # ready before the slot: the call leaves on time
             max_wait = min(_MAX_PACING_WAIT_S, deadline - self._clock() - _CALL_BUDGET_S)
-            waited = self._limiter.acquire(max_wait_s=max(0.0, max_wait), want=self._left)
+            waited = self.limiter.acquire(max_wait_s=max(0.0, max_wait), want=self._left)
             if waited is None:
                 self._ledger.release(claim, self._now(), outcome="paced", called=False)
                 return self._hand_back(record, "paced", "throttled", request_id=request_id), "throttled"
             called = True
-            reply = self._client.call(build_request_xml(request, api_key), api_key=api_key)
+            reply = self._client.call(document, api_key=api_key)
         except Exception:
             if not called:  # the provider was not called: hand the request back rather than leave it SENDING
                 with contextlib.suppress(Exception):  # else the lease protects it; the first error wins
@@ -355,7 +359,7 @@ class Sender:
         error_class = result.error_class
         code = result.error_code or (result.transport_error.value if result.transport_error else None)
         if error_class is ErrorClass.THROTTLE:
-            self._limiter.penalise(reply.retry_after_s or 1.0)
+            self.limiter.penalise(reply.retry_after_s or E113_PAUSE_INTERVALS * self.limiter.interval_s)
             self._ledger.release(claim, now, outcome="throttled", code=code, called=True, counter="throttled")
             return self._hand_back(
                 record,
