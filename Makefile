@@ -25,6 +25,7 @@ PYTHON313 = $(shell \
 
 help:
 	@echo "make run    the whole pipeline locally (moto + the real handlers), endpoints in .local/endpoints.json"
+	@echo "make demo  the send loop end to end on its own local stack: five requests and their timelines"
 	@echo "make test   lint, template checks (cfn-lint, sam validate --lint, sam build) and the test suite"
 	@echo "make bench  the benchmarks, each with its baseline measured in the same run"
 
