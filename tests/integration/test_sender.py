@@ -485,3 +485,74 @@ def test_ledger_status_values_are_the_documented_ones():
         "FAILED",
         "OUTCOME_UNKNOWN",
     }
+
+
+# ---- media preflight ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def media_server():
+    """A media host on loopback answering HEAD /<name> with the headers the test sets for that name."""
+    import http.server
+
+    answers: dict[str, tuple[int, dict[str, str]]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            status, headers = answers.get(self.path.lstrip("/"), (404, {}))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", answers
+    server.shutdown()
+
+
+def inline_mms(url: str) -> dict:
+    return {
+        "request_id": f"mms-{uuid.uuid4().hex[:8]}",
+        "action": "sendMMS",
+        "to": TO,
+        "from": "12345",
+        "name": "promo",
+        "subject": "Promo",
+        "slides": [{"image_url": url, "text": "Look"}],
+    }
+
+
+def test_preflight_passes_fetchable_media_and_refuses_the_rest(harness, table, simulator, media_server):
+    base, answers = media_server
+    answers["ok.jpg"] = (200, {"Content-Type": "image/jpeg", "Content-Length": "2048"})
+    answers["octet.jpg"] = (200, {"Content-Type": "application/octet-stream", "Content-Length": "2048"})
+    answers["chunked.png"] = (200, {"Content-Type": "image/png"})
+    good = inline_mms(f"{base}/ok.jpg")
+    octet, chunked, missing = (inline_mms(f"{base}/{n}") for n in ("octet.jpg", "chunked.png", "gone.jpg"))
+    results = run(harness.sender(media_preflight=True), *map(message, (good, octet, chunked, missing)))
+    assert [r.outcome for r in results] == ["accepted", "rejected", "rejected", "rejected"]
+    ledger = SendLedger(table).get(octet["request_id"])
+    assert ledger["status"] == "REJECTED"
+    assert ledger["reasons"][0]["field"] == "slides[0].image_url"
+    assert "application/octet-stream" in ledger["reasons"][0]["reason"]
+    assert "Content-Length" in SendLedger(table).get(chunked["request_id"])["reasons"][0]["reason"]
+    assert calls(simulator) == 1
+
+
+def test_preflight_retries_an_unreachable_media_host(harness, table, simulator):
+    request = inline_mms("http://127.0.0.1:9/photo.jpg")  # nothing listens
+    (result,) = run(harness.sender(media_preflight=True), message(request))
+    assert (result.outcome, result.disposition) == ("transient_retry", Disposition.RETRY)
+    assert SendLedger(table).get(request["request_id"])["status"] == "RETRY"
+    assert calls(simulator) == 0
+
+
+def test_without_preflight_media_is_not_fetched(harness, simulator, media_server):
+    base, _ = media_server
+    (result,) = run(harness.sender(), message(inline_mms(f"{base}/gone.jpg")))
+    assert result.outcome == "accepted"
