@@ -20,7 +20,6 @@ from botocore.awsrequest import AWSResponse
 from local import stack as local_stack
 from mmsbridge import envelope
 from mmsbridge.consumer import consume
-from mmsbridge.state_table import StateTable
 from mmsbridge.state_writes import iso
 from ops import replay as ops_replay
 from ops import resources as ops_resources
@@ -33,52 +32,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def names(aws_stack):
-    return {
-        "table": aws_stack.tables()["StateTable"].name,
-        "bucket": aws_stack.buckets()["ArchiveBucket"].name,
-        "queue": aws_stack.queues()["PostbackQueue"].url,
-        "dlq": aws_stack.queues()["PostbackDLQ"].url,
-    }
-
-
-@pytest.fixture(scope="module")
-def table(aws_clients, names):
-    return StateTable(aws_clients["dynamodb"], names["table"])
-
-
-@pytest.fixture
-def endpoints_file(tmp_path, moto_server, aws_stack, names):
-    """What `make run` writes (RunningStack.endpoints), pointing at the session's moto."""
-    path = tmp_path / "endpoints.json"
-    path.write_text(
-        json.dumps(
-            {
-                "aws_endpoint_url": moto_server.endpoint_url,
-                "region": aws_stack.region,
-                "stack_name": aws_stack.stack_name,
-                "buckets": {"ArchiveBucket": names["bucket"]},
-                "queues": {"PostbackQueue": names["queue"], "PostbackDLQ": names["dlq"]},
-                "tables": {"StateTable": names["table"]},
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture
-def cli(endpoints_file, capsys):
-    """Runs `python -m ops --endpoints-file <file> ARGS` in-process: (exit code, stdout, stderr)."""
-
-    def run(*argv, session=None):
-        code = main(["--endpoints-file", str(endpoints_file), *argv], session=session)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 @pytest.fixture
 def queue(aws_clients, names):
     """The template's postback queue, emptied first (other tests send to it too)."""

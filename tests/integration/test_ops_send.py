@@ -30,52 +30,6 @@ STATUSES_REFUSED = ("ACCEPTED", "SENDING", "RETRY", "REJECTED", "SUPPRESSED")
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def names(aws_stack):
-    queues = aws_stack.queues()
-    return {
-        "table": aws_stack.tables()["StateTable"].name,
-        "bucket": aws_stack.buckets()["ArchiveBucket"].name,
-        "send_queue": queues["SendQueue"].url,
-        "send_dlq": queues["SendDLQ"].url,
-    }
-
-
-@pytest.fixture(scope="module")
-def table(aws_clients, names):
-    return StateTable(aws_clients["dynamodb"], names["table"])
-
-
-@pytest.fixture
-def endpoints_file(tmp_path, moto_server, aws_stack, names):
-    """What `make run` writes, pointing at the session's moto (the send queues under `queues`)."""
-    path = tmp_path / "endpoints.json"
-    path.write_text(
-        json.dumps(
-            {
-                "aws_endpoint_url": moto_server.endpoint_url,
-                "region": aws_stack.region,
-                "buckets": {"ArchiveBucket": names["bucket"]},
-                "queues": {"SendQueue": names["send_queue"], "SendDLQ": names["send_dlq"]},
-                "tables": {"StateTable": names["table"]},
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture
-def cli(endpoints_file, capsys):
-    """Runs `python -m ops --endpoints-file <file> ARGS` in-process: (exit code, stdout, stderr)."""
-
-    def run(*argv, session=None):
-        code = main(["--endpoints-file", str(endpoints_file), *argv], session=session)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 @pytest.fixture
 def queues(aws_clients, names):
     """The send queue and its DLQ, emptied first: (sqs client, queue url, dlq url)."""
