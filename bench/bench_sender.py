@@ -10,8 +10,8 @@ Figures, from the simulator's audit log (what the provider saw) and the ledgers:
 - the share of provider calls answered E113;
 - lost: requests not accepted (must be 0); sent twice: accepted sends whose content was seen before (0).
 
-Baseline, same run, same N, L and C: the same sender with the shared limiter set far above L, so that
-E113 and its redrive are the only control loop ("hammer and back off").
+Baseline, same run, same N, L and C: the same sender with the shared limiter switched off (every call
+may go at once), so that E113 and its redrive are the only control loop ("hammer and back off").
 
 Goodput is measured over the middle 80% of the accepted sends (steady state) and over the whole run.
 Defaults: N 400, L 10/s, C 8. Everything here (moto, eight containers, the pollers, the simulator) shares
@@ -45,10 +45,21 @@ from local.runtime import patched_environ
 from local.simulator import DEFAULT_API_PATH
 from local.simulator.__main__ import API_KEY_VARIABLE
 from local.sqs_mapping import mappings_from_stack
+from mmsbridge.pacing import SharedLimiter
 from mmsbridge.send_store import SendLedger
 from mmsbridge.state_table import StateTable
 
-UNPACED_RATE = 1000  # the template's maximum: far above any L here
+
+@contextmanager
+def limiter_off() -> Iterator[None]:
+    """Every container's shared limiter lets each call go at once (the layer is one module in-process)."""
+    acquire, penalise = SharedLimiter.acquire, SharedLimiter.penalise
+    SharedLimiter.acquire = lambda self, **kwargs: 0.0  # type: ignore[method-assign]
+    SharedLimiter.penalise = lambda self, seconds: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SharedLimiter.acquire, SharedLimiter.penalise = acquire, penalise
 
 
 @dataclass
@@ -137,17 +148,10 @@ def _moment(entry: dict) -> float:
 
 
 def run_once(
-    label: str,
-    *,
-    moto: MotoServer,
-    simulator: Simulator,
-    n: int,
-    limit: int,
-    concurrency: int,
-    rate: float,
+    label: str, *, moto: MotoServer, simulator: Simulator, n: int, limit: int, concurrency: int
 ) -> Run:
     overrides = {
-        "SendThroughputPerSecond": str(rate),
+        "SendThroughputPerSecond": str(limit),
         "SendMaxConcurrency": str(concurrency),
         "ProviderApiUrl": simulator.api_url,
     }
@@ -244,18 +248,17 @@ def main(argv: list[str]) -> int:
                 n=n,
                 limit=limit,
                 concurrency=concurrency,
-                rate=limit,
             )
             print(paced.line(limit), flush=True)
-            hammer = run_once(
-                "baseline (E113 redrive only)",
-                moto=moto,
-                simulator=simulator,
-                n=n,
-                limit=limit,
-                concurrency=concurrency,
-                rate=UNPACED_RATE,
-            )
+            with limiter_off():
+                hammer = run_once(
+                    "baseline (E113 redrive only)",
+                    moto=moto,
+                    simulator=simulator,
+                    n=n,
+                    limit=limit,
+                    concurrency=concurrency,
+                )
             print(hammer.line(limit), flush=True)
     share = paced.e113 / paced.calls if paced.calls else 1.0
     ok = paced.steady >= 0.95 * limit and share <= 0.05 and paced.lost == 0 and paced.duplicates == 0
