@@ -187,3 +187,16 @@ def test_any_admitted_body_round_trips_exactly(body):
     else:
         assert result.body == body
         assert result.sha256 == hashlib.sha256(body).hexdigest()
+
+
+def test_each_refusal_is_its_own_member_with_its_own_metric():
+    assert len(Refusal) == 5
+    assert Refusal.TOKEN is not Refusal.ADDRESS
+    assert (Refusal.TOKEN.status, Refusal.TOKEN.message) == (Refusal.ADDRESS.status, Refusal.ADDRESS.message)
+    assert {r.metric_name for r in Refusal} == {
+        "RefusedAddress",
+        "RefusedToken",
+        "RefusedEmptyBody",
+        "RefusedBadEncoding",
+        "RefusedTooLarge",
+    }

@@ -27,11 +27,13 @@ _METADATA_VALUE_LIMIT = 256
 class Refusal(Enum):
     """Why a request was refused, with the HTTP answer it gets. Nothing is stored for any of them."""
 
-    ADDRESS = (403, "Forbidden")
-    TOKEN = (403, "Forbidden")  # same answer as ADDRESS: a refused caller learns nothing
-    EMPTY_BODY = (400, "Empty body")
-    BAD_ENCODING = (400, "Body is not valid base64")
-    TOO_LARGE = (413, "Body too large")
+    # The third item keeps each member distinct: ADDRESS and TOKEN give the same answer (a refused caller
+    # learns nothing) but must not be one member, or a wrong token would be counted as a wrong address.
+    ADDRESS = (403, "Forbidden", "address")
+    TOKEN = (403, "Forbidden", "token")
+    EMPTY_BODY = (400, "Empty body", "empty")
+    BAD_ENCODING = (400, "Body is not valid base64", "encoding")
+    TOO_LARGE = (413, "Body too large", "size")
 
     @property
     def status(self) -> int:
