@@ -15,6 +15,7 @@ import pytest
 
 from local.runtime import patched_environ
 from local.stack import ROOT, aws_environment
+from mmsbridge.state_table import StateTable
 
 
 def start_local_stack(workdir: Path) -> dict:
@@ -84,3 +85,9 @@ def local_aws(endpoints):
 
 def read_log(local_stack_process) -> str:
     return Path(local_stack_process["workdir"] / "stack.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def table(endpoints, local_aws):
+    """The running stack's state table (tests that start their own stack define their own)."""
+    return StateTable(local_aws["dynamodb"], endpoints["tables"]["StateTable"])

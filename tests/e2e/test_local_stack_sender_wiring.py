@@ -5,7 +5,6 @@ local ingest."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,18 +15,9 @@ import pytest
 
 from local.runtime import patched_environ
 from local.stack import aws_environment
-from mmsbridge.state_table import StateTable
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def http(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:
@@ -54,11 +44,6 @@ def simulator_log(endpoints: dict) -> list[dict]:
 def secretsmanager(endpoints):
     with patched_environ(aws_environment(endpoints["aws_endpoint_url"], endpoints["region"])):
         return boto3.client("secretsmanager")
-
-
-@pytest.fixture(scope="module")
-def table(endpoints, local_aws):
-    return StateTable(local_aws["dynamodb"], endpoints["tables"]["StateTable"])
 
 
 def test_the_endpoints_file_names_the_simulator_and_the_send_queues(endpoints):

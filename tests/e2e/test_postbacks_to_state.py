@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import uuid
 
 import pytest
 
-from mmsbridge.state_table import StateTable
 from tests.conftest import SAMPLES
 from tests.e2e.test_ingest_over_http import post
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def table(endpoints, local_aws):
-    return StateTable(local_aws["dynamodb"], endpoints["tables"]["StateTable"])
 
 
 def with_tracking_id(name: str, tracking_id: str) -> bytes:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -23,20 +22,11 @@ from local.simulator import Fault, ProviderSimulator
 from mmsbridge.send_ledger import FINAL
 from mmsbridge.send_store import SendLedger
 from mmsbridge.state_table import StateTable
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STORM_REQUESTS = 30
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
-    """`check()` until it returns something true or `timeout` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

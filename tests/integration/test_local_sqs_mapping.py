@@ -29,6 +29,7 @@ from local.sqs_mapping import (
     mappings_from_stack,
 )
 from local.template import SqsEvent, load_stack
+from tests import waiting
 
 REGION = "us-east-1"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -82,12 +83,7 @@ class Recorder:
 
 
 def eventually(predicate: Callable[[], Any], timeout: float = 6.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+    return waiting.eventually(predicate, timeout=timeout, interval=0.05)
 
 
 @pytest.fixture(scope="module")
