@@ -19,11 +19,13 @@ one machine; on two cores moto carries about 12-15 sends a second (each is five 
 share of SQS), which the baseline shows at L = 20: no E113 at all, yet well under L. L = 10 keeps the
 local AWS below its own ceiling, so the figure measures the sender, not moto.
 
-    .venv/bin/python -m bench.bench_sender [N] [L] [C]
+    .venv/bin/python -m bench.bench_sender [N] [L] [C] [--json]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -33,7 +35,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -232,11 +234,21 @@ FINAL = {"ACCEPTED", "REJECTED", "SUPPRESSED", "FAILED", "OUTCOME_UNKNOWN"}
 
 
 def main(argv: list[str]) -> int:
-    n = int(argv[0]) if len(argv) > 0 else 400
-    limit = int(argv[1]) if len(argv) > 1 else 10
-    concurrency = int(argv[2]) if len(argv) > 2 else 8
-    print(f"sender: {n} sendSMS requests, simulator limit L = {limit}/s, MaximumConcurrency {concurrency}")
-    with MotoServer() as moto:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("n", nargs="?", type=int, default=400, help="requests (default 400)")
+    parser.add_argument("limit", nargs="?", type=int, default=10, help="the simulator's L per second (10)")
+    parser.add_argument("concurrency", nargs="?", type=int, default=8, help="MaximumConcurrency C (8)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (progress on stderr)")
+    args = parser.parse_args(argv)
+    n, limit, concurrency = args.n, args.limit, args.concurrency
+    out = sys.stderr if args.json else sys.stdout
+    print(
+        f"sender: {n} sendSMS requests, simulator limit L = {limit}/s, MaximumConcurrency {concurrency}",
+        file=out,
+    )
+    with MotoServer() as moto, contextlib.redirect_stdout(out):
         base = local_stack.load_local_stack(moto.endpoint_url)
         local_stack.provision(base, moto.endpoint_url)
         key = local_stack.read_secret(local_stack.api_key_secret_name(base), moto.endpoint_url, base.region)
@@ -262,6 +274,9 @@ def main(argv: list[str]) -> int:
             print(hammer.line(limit), flush=True)
     share = paced.e113 / paced.calls if paced.calls else 1.0
     ok = paced.steady >= 0.95 * limit and share <= 0.05 and paced.lost == 0 and paced.duplicates == 0
+    if args.json:
+        print(json.dumps({"limit": limit, "paced": asdict(paced), "baseline": asdict(hammer), "ok": ok}))
+        return 0
     verdict = "met" if ok else "NOT met"
     print(f"target: goodput >= 0.95 x L, E113 <= 5% of calls, 0 lost, 0 sent twice: {verdict}")
     return 0

@@ -27,6 +27,9 @@ TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 DEFAULT_ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"
 DEFAULT_SIMULATOR_PORT = 8089
+# Containers for an API-triggered function: requests in flight at once on a laptop (each container imports
+# the handler afresh on first use, as a Lambda cold start does).
+API_CONTAINERS = 8
 SIMULATOR_HOST = "127.0.0.1"  # the provider stand-in never leaves loopback, whatever the API's host
 # Templates the simulated account already has, READY, so that sendSavedMMS works out of the box.
 SIMULATOR_TEMPLATES = ("48213", "50000")
@@ -122,8 +125,11 @@ def read_secret(name: str, endpoint_url: str, region: str) -> str | None:
 
 
 def containers_for(spec: FunctionSpec, limit: int = DEFAULT_POLLER_LIMIT) -> int:
-    """As many containers as the function's busiest SQS mapping has pollers (they invoke it at once)."""
+    """As many containers as callers can invoke it at once: an API's concurrent requests (Lambda starts one
+    per request in flight), or the busiest SQS mapping's pollers."""
     concurrency = [e.maximum_concurrency or 1 for e in spec.events if isinstance(e, SqsEvent) and e.enabled]
+    if any(isinstance(e, ApiEvent) for e in spec.events):
+        concurrency.append(API_CONTAINERS)
     return min(max(concurrency, default=1), limit)
 
 

@@ -2,59 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
 import pytest
 
+from local.process import StackProcess
 from local.runtime import patched_environ
-from local.stack import ROOT, aws_environment
+from local.stack import aws_environment
 from mmsbridge.state_table import StateTable
 
 
-def start_local_stack(workdir: Path) -> dict:
+def start_local_stack(workdir: Path, *extra_args: str) -> dict:
     """Start `python -m local run` on free ports; returns once its endpoints file is written."""
-    endpoints_file = workdir / "endpoints.json"
-    log = (workdir / "stack.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "run",
-            "--port",
-            "0",
-            "--simulator-port",
-            "0",
-            "--endpoints-file",
-            str(endpoints_file),
-            "--log-dir",
-            str(workdir / "logs"),
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + 60
-    while not endpoints_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the local stack did not start:\n{(workdir / 'stack.log').read_text()[-4000:]}")
-        time.sleep(0.1)
-    endpoints = json.loads(endpoints_file.read_text())
+    stack = StackProcess(workdir, *extra_args)
+    try:
+        stack.start()
+    except RuntimeError as failure:
+        pytest.fail(str(failure))
     return {
-        "process": process,
-        "endpoints": endpoints,
-        "endpoints_file": endpoints_file,
+        "stack": stack,
+        "process": stack.process,
+        "endpoints": stack.endpoints,
+        "endpoints_file": stack.endpoints_file,
         "workdir": workdir,
-        "log": log,
     }
 
 
@@ -62,14 +33,7 @@ def start_local_stack(workdir: Path) -> dict:
 def local_stack_process(tmp_path_factory):
     started = start_local_stack(tmp_path_factory.mktemp("local-stack"))
     yield started
-    process = started["process"]
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    started["log"].close()
+    started["stack"].stop()
 
 
 @pytest.fixture(scope="session")

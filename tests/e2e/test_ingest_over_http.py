@@ -120,5 +120,4 @@ def test_ctrl_c_stops_cleanly_and_removes_the_endpoints_file(tmp_path):
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection((parts.hostname, parts.port), timeout=2).close()
     finally:
-        started["process"].kill()
-        started["log"].close()
+        started["stack"].stop(timeout_s=0)

@@ -193,3 +193,10 @@ def test_load_functions_gives_containers_for_the_busiest_mapping(tmp_path, concu
     assert functions["Busy"].max_containers == containers  # bounded like the pollers that call it
     assert functions["Plain"].max_containers == 1
     assert functions["Busy"].environment["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+
+
+def test_an_api_function_gets_a_container_per_request_in_flight():
+    stack = local_stack.load_local_stack("http://127.0.0.1:1")
+    functions = local_stack.load_functions(stack, "http://127.0.0.1:1")
+    assert functions["IngestFunction"].max_containers == local_stack.API_CONTAINERS > 1
+    assert functions["StaleMessagesFunction"].max_containers == 1  # scheduled: one run at a time

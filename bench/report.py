@@ -1,0 +1,312 @@
+"""The benchmarks' figures as one table: rows from each benchmark's JSON, then Markdown and a PNG chart.
+
+Every row is a figure measured in the run, its baseline measured in the same run, their ratio and the
+target the ratio is held to. Nothing here measures: it only reads what the benchmarks printed.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    area: str
+    figure: str
+    unit: str
+    value: float
+    baseline_name: str
+    baseline: float | None
+    target: str  # e.g. "<= 1.1", ">= 0.95", "= 0"; what `met` compares ("" for a figure only reported)
+    met: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "=": operator.eq,
+}
+
+
+def _row(
+    area: str,
+    figure: str,
+    unit: str,
+    value: float,
+    baseline_name: str,
+    baseline: float | None,
+    target: str,
+    *,
+    on: str = "ratio",
+) -> Row:
+    """A row whose target applies to the ratio (on="ratio") or to the value itself (on="value")."""
+    if not target:
+        return Row(area, figure, unit, value, baseline_name, baseline, "reported", None)
+    sign, _, limit = target.partition(" ")
+    subject = value / baseline if on == "ratio" and baseline else value
+    met = _COMPARE[sign](subject, float(limit))
+    shown = target if on == "ratio" else f"value {target}"
+    return Row(area, figure, unit, value, baseline_name, baseline, shown, met)
+
+
+def ingest_rows(data: dict[str, Any]) -> list[Row]:
+    warm, delayed, cold = data["warm"], data["warm_delayed"], data["cold"]
+    return [
+        _row(
+            "ingest",
+            "warm answer p50",
+            "ms",
+            warm["handler"]["p50_ms"],
+            "the same two writes one after the other, bare boto3",
+            warm["baseline"]["p50_ms"],
+            "<= 1.1",
+        ),
+        _row(
+            "ingest",
+            f"warm answer p50, +{data['delay_ms']:.0f} ms per AWS call",
+            "ms",
+            delayed["handler"]["p50_ms"],
+            "the same, sequential",
+            delayed["baseline"]["p50_ms"],
+            "<= 0.7",
+        ),
+        _row(
+            "ingest",
+            "cold process: import + first postback",
+            "ms",
+            cold["handler"]["p50_ms"],
+            "bare boto3 doing the two writes",
+            cold["baseline"]["p50_ms"],
+            "<= 1.3",
+        ),
+    ]
+
+
+def parse_rows(data: dict[str, Any]) -> list[Row]:
+    return [
+        _row(
+            "parser",
+            "bytes to typed postback",
+            "µs",
+            data["parse_us"],
+            "defusedxml fromstring alone",
+            data["defused_us"],
+            "<= 1.3",
+        )
+    ]
+
+
+def consumer_rows(data: dict[str, Any]) -> list[Row]:
+    throughput, cold = data["throughput"], data["cold"]
+    return [
+        _row(
+            "consumer",
+            "throughput",
+            "postbacks/s",
+            throughput["handler_per_s"],
+            "naive put_item per record",
+            throughput["naive_per_s"],
+            ">= 1.5",
+        ),
+        _row(
+            "consumer",
+            "cold process: import + one 10-record batch",
+            "ms",
+            cold["handler_ms"],
+            "bare boto3 writing the same items",
+            cold["baseline_ms"],
+            "<= 1.3",
+        ),
+    ]
+
+
+def sender_rows(data: dict[str, Any]) -> list[Row]:
+    limit, paced, hammer = data["limit"], data["paced"], data["baseline"]
+    share = paced["e113"] / paced["calls"] if paced["calls"] else 1.0
+    base_share = hammer["e113"] / hammer["calls"] if hammer["calls"] else 1.0
+    return [
+        _row(
+            "sender",
+            f"steady goodput at the provider's limit L = {limit}/s",
+            "sends/s",
+            paced["steady"],
+            "the provider's limit L",
+            float(limit),
+            ">= 0.95",
+        ),
+        _row(
+            "sender",
+            "steady goodput against hammer-and-back-off",
+            "sends/s",
+            paced["steady"],
+            "limiter off, E113 redrive only",
+            hammer["steady"],
+            ">= 1.0",
+        ),
+        _row(
+            "sender",
+            "share of provider calls answered E113",
+            "%",
+            share * 100,
+            "limiter off",
+            base_share * 100,
+            "<= 5",
+            on="value",
+        ),
+        _row(
+            "sender",
+            "requests lost or sent twice",
+            "requests",
+            paced["lost"] + paced["duplicates"],
+            "limiter off",
+            hammer["lost"] + hammer["duplicates"],
+            "= 0",
+            on="value",
+        ),
+    ]
+
+
+def load_rows(data: dict[str, Any]) -> list[Row]:
+    stack, floor, audit = data["stack"], data["baseline"], data["audit"]
+    name = f"null endpoint, same {data['clients']} clients"
+    return [
+        _row(
+            "load",
+            f"{data['postbacks']} postbacks: ack p50",
+            "ms",
+            stack["ack_p50_ms"],
+            name,
+            floor["ack_p50_ms"],
+            "",
+        ),
+        _row(
+            "load",
+            f"{data['postbacks']} postbacks: ack p99",
+            "ms",
+            stack["ack_p99_ms"],
+            name,
+            floor["ack_p99_ms"],
+            "",
+        ),
+        _row(
+            "load",
+            f"{data['postbacks']} postbacks: acknowledged per second",
+            "postbacks/s",
+            stack["per_second"],
+            name,
+            floor["per_second"],
+            "",
+        ),
+        _row(
+            "load",
+            f"{data['postbacks']} postbacks: lost + duplicated + unacknowledged",
+            "postbacks",
+            audit["lost"] + audit["duplicated"] + audit["wrong_state"] + stack["unacknowledged"],
+            "none",
+            None,
+            "= 0",
+            on="value",
+        ),
+    ]
+
+
+def coldstart_rows(data: dict[str, Any]) -> list[Row]:
+    return [
+        _row(
+            "cold import",
+            f"{function}: import with the build's byte-code",
+            "ms",
+            figures["with_ms"],
+            "the same artifact, byte-code unusable",
+            figures["without_ms"],
+            "<= 0.6",
+        )
+        for function, figures in data["functions"].items()
+    ]
+
+
+EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "ingest": ingest_rows,
+    "parse": parse_rows,
+    "consumer": consumer_rows,
+    "sender": sender_rows,
+    "load": load_rows,
+    "coldstart": coldstart_rows,
+}
+
+
+VERDICT = {True: "met", False: "**not met**", None: ""}
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if value else "0"
+
+
+def table(rows: Iterable[Row]) -> str:
+    """The rows as one Markdown table."""
+    lines = [
+        "| area | figure | value | baseline (same run) | ratio | target | |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    for row in rows:
+        baseline = row.baseline_name
+        if row.baseline:
+            baseline = f"{_number(row.baseline)} {row.unit}: {baseline}"
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
+        lines.append(
+            f"| {row.area} | {row.figure} | {_number(row.value)} {row.unit} | {baseline} | {ratio} |"
+            f" {row.target} | {VERDICT[row.met]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[Row], *, header: str, failures: list[str]) -> str:
+    text = f"# mmsbridge benchmark report\n\n{header}\n\n{table(rows)}"
+    if failures:
+        text += "\nBenchmarks that did not finish: " + ", ".join(failures) + "\n"
+    text += "\n![ratios against their baselines](report.png)\n"
+    return text
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    """A horizontal bar per ratio row (value / baseline, log scale), green where its target is met."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [row for row in rows if row.ratio is not None and not row.target.startswith(("value", "="))]
+    figure, axes = plt.subplots(figsize=(10, 0.45 * len(shown) + 1.5))
+    labels = [f"{row.area}: {row.figure}" for row in shown]
+    ratios = [row.ratio or 0.0 for row in shown]
+    colours = [{True: "#2e7d32", False: "#c62828", None: "#757575"}[row.met] for row in shown]
+    positions = range(len(shown))
+    axes.barh(list(positions), ratios, color=colours)
+    for position, row in zip(positions, shown, strict=True):
+        axes.annotate(
+            f"{row.ratio:.2f}" + (f"  (target {row.target})" if row.met is not None else ""),
+            (row.ratio or 0.0, position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    axes.axvline(1.0, color="#555555", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("ratio to the baseline measured in the same run (log scale; 1 = equal)")
+    axes.set_title("mmsbridge benchmarks: each figure against its baseline")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
