@@ -21,13 +21,14 @@ PYTHON313 = $(shell \
 	    2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup run demo test lint format template-check bench clean
+.PHONY: help setup run demo test lint format template-check bench clean fuzz
 
 help:
 	@echo "make run    the whole pipeline locally (moto + the real handlers), endpoints in .local/endpoints.json"
 	@echo "make demo  the send loop end to end on its own local stack: five requests and their timelines"
 	@echo "make test   lint, template checks (cfn-lint, sam validate --lint, sam build) and the test suite"
 	@echo "make bench  the benchmarks, each with its baseline measured in the same run"
+	@echo "make fuzz   fuzz the parsers of outside input: hypothesis, then atheris (FUZZ_SECONDS per target, 60)"
 
 $(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
 	@py="$(PYTHON313)"; if [ -z "$$py" ]; then \
@@ -76,6 +77,14 @@ test: setup lint template-check
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py
+
+# The postback parser, the send-request validator and the provider-response parser, FUZZ_SECONDS per target
+# with hypothesis and again with atheris (libFuzzer), seeded from the provider's samples; no network.
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-fuzz.txt 2>&1 | $(PIP_QUIET) \
+	  || echo "atheris did not install (requirements-fuzz.txt): only the hypothesis part runs" >&2
+	$(PY) -m fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .aws-sam .local bench/out
