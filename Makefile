@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 SAM_VENV := .venv-sam
+SCAN_VENV := .venv-scan
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 # The SAM CLI's own tools run with the project's Python 3.13 first on PATH (sam build needs python3.13).
@@ -21,12 +22,13 @@ PYTHON313 = $(shell \
 	    2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup run demo test lint format template-check bench clean fuzz
+.PHONY: help setup run demo test lint format template-check bench clean security fuzz
 
 help:
 	@echo "make run    the whole pipeline locally (moto + the real handlers), endpoints in .local/endpoints.json"
 	@echo "make demo  the send loop end to end on its own local stack: five requests and their timelines"
-	@echo "make test   lint, template checks (cfn-lint, sam validate --lint, sam build) and the test suite"
+	@echo "make test   lint, template checks (cfn-lint, sam validate --lint, sam build), make security, the tests"
+	@echo "make security  checkov on template.yaml and bandit on the code (offline)"
 	@echo "make bench  the benchmarks, each with its baseline measured in the same run"
 	@echo "make fuzz   fuzz the parsers of outside input: hypothesis, then atheris (FUZZ_SECONDS per target, 60)"
 
@@ -51,7 +53,14 @@ $(SAM_VENV)/.installed: requirements-sam.txt $(VENV)/.installed
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed
+$(SCAN_VENV)/.installed: requirements-scan.txt $(VENV)/.installed
+	@echo "setting up $(SCAN_VENV) (checkov pins many packages of its own)"
+	rm -rf $(SCAN_VENV); "$$($(PY) -c 'import sys; print(sys._base_executable)')" -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
+	$(SCAN_VENV)/bin/python -m pip install -q -r requirements-scan.txt 2>&1 | $(PIP_QUIET)
+	touch $@
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m local run
@@ -72,7 +81,13 @@ template-check: setup
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
 	$(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cache-dir .aws-sam/cache
 
-test: setup lint template-check
+# checkov on the template (a finding accepted is skipped in its resource's Metadata, with the reason) and bandit
+# on the code (skips in pyproject.toml [tool.bandit], else `# nosec BXXX` on the line, with the reason). Offline.
+security: $(SCAN_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(SCAN_VENV)/bin/bandit -c pyproject.toml -r -q functions layers/mmsbridge/mmsbridge local ops
+
+test: setup lint template-check security
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

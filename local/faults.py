@@ -65,7 +65,7 @@ def inject(
 ) -> Iterator[FaultStats]:
     """While active, calls of `operation` ("PutObject", "*" for all) on `client` wait `delay_s` and then,
     with probability `rate`, fail: an HTTP `status` error with `code`, or a connection error."""
-    rng = random.Random(seed)  # noqa: S311 - fault placement, not security
+    rng = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
     stats = FaultStats()
     service = client.meta.service_model.service_id.hyphenize()
     event_name = f"before-send.{service}" + ("" if operation == "*" else f".{operation}")

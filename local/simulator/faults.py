@@ -109,7 +109,7 @@ class FaultPlan:
 
     def __init__(self, faults: tuple[Fault, ...] | list[Fault] = (), *, seed: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._random = random.Random(seed)  # noqa: S311 - fault placement, not security
+        self._random = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
         self._active: list[_Active] = []
         for fault in faults:
             self.add(fault)
@@ -125,7 +125,7 @@ class FaultPlan:
 
     def reseed(self, seed: int | None) -> None:
         with self._lock:
-            self._random = random.Random(seed)  # noqa: S311
+            self._random = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
 
     def pick(self, action: Action | None) -> Fault | None:
         """The fault that answers this call, if any (counting it against its `count`)."""

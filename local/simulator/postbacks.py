@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Final
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape  # nosec B406  # escapes text into XML; parses nothing
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mmsbridge.send_request import Action

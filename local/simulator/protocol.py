@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs
-from xml.etree.ElementTree import Element, ParseError
-from xml.sax.saxutils import escape
+from xml.etree.ElementTree import Element, ParseError  # nosec B405  # types only; defusedxml parses
+from xml.sax.saxutils import escape  # nosec B406  # escapes text into XML; parses nothing
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 SQS_MAX_VISIBILITY_TIMEOUT: Final = 43_200  # 12 hours, the SQS limit
-_DEFAULT_RNG: Final = random.Random()  # noqa: S311 - jitter, not cryptography
+_DEFAULT_RNG: Final = random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
 
 
 def _check(attempt: int, base: float, cap: float) -> None:

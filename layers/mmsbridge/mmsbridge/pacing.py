@@ -87,7 +87,7 @@ class SharedLimiter:
         self.rate_per_s = rate_per_s * HEADROOM
         self._clock = clock
         self._sleep = sleep
-        self._random = random.Random()  # noqa: S311 - spreading retries, not security
+        self._random = random.Random()  # noqa: S311 - spreading retries, not security  # nosec B311
         self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
         self._reserved: deque[float] = deque()  # this container's slots, not yet used
         self.reservations = 0  # conditional writes that took slots (for benchmarks and tests)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError  # nosec B405  # types only; defusedxml parses
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring

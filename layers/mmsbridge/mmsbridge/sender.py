@@ -153,7 +153,7 @@ class Sender:
         self._forget_api_key = forget_api_key
         self.settings = settings
         self._clock = clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._left = 1
 
     # -- the batch ------------------------------------------------------------------------------------

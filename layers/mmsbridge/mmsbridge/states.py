@@ -78,7 +78,7 @@ class PostbackKind(StrEnum):
     INBOUND_MMS = "INBOUND_MMS"
     SUBSCRIPTION = "SUBSCRIPTION"  # SUB: (MOBILE, CAMPAIGNID)
     EMAIL_SUBSCRIPTION = "EMAIL_SUBSCRIPTION"  # EMAIL_SUB: (EMAIL, CAMPAIGNID)
-    PASS = "PASS"  # noqa: S105 (GENERATE_PASS, not a password)
+    PASS = "PASS"  # noqa: S105 (GENERATE_PASS, not a password)  # nosec B105
     UNRECOGNISED = "UNRECOGNISED"  # ORIGIN/CODE not in §3.2: kept with all fields, changes nothing
 
 

@@ -1,0 +1,349 @@
+"""No secret reaches a log line: the postback URL token and the provider's API key, run through the real
+ingest and sender handlers (wired from template.yaml, on moto and the provider simulator) with every log
+switch an operator could turn on: POWERTOOLS_LOG_LEVEL=DEBUG, POWERTOOLS_LOGGER_LOG_EVENT=true, and DEBUG
+for every library logger (botocore, urllib3, Powertools). Every record is captured with all its fields,
+and so is everything written to stdout and stderr; the secrets are looked for as they are and encoded
+(URL-encoded, base64 at every alignment, hex)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local import faults
+from local import stack as local_stack
+from local.runtime import LocalFunction, patched_environ
+from local.simulator import Fault, ProviderSimulator
+from local.sqs_mapping import lambda_record
+from mmsbridge.send_store import SendLedger
+from mmsbridge.state_table import StateTable
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+TOKEN = f"tok_{uuid.uuid4().hex}"
+WRONG_TOKEN = f"tok_{uuid.uuid4().hex}"  # a near miss (an old token, a typo) is as secret as the token
+API_KEY = f"KEY-{uuid.uuid4().hex}"
+WRONG_KEY = f"OLD-{uuid.uuid4().hex}"
+SECRET_NAME = f"test/no-secrets-{uuid.uuid4().hex[:8]}"
+# The most an operator can turn on without changing code.
+VERBOSE = {"POWERTOOLS_LOG_LEVEL": "DEBUG", "POWERTOOLS_LOGGER_LOG_EVENT": "true"}
+
+
+def encoded_forms(secret: str) -> dict[str, str]:
+    """The secret as a log line might carry it: raw, URL-encoded, hex, and base64 (standard and URL-safe)
+    at each of the three alignments it can have inside a longer encoded text (the characters that depend
+    on the secret's bytes alone)."""
+    raw = secret.encode()
+    forms = {
+        "raw": secret,
+        "url-encoded": urllib.parse.quote(secret, safe=""),
+        "form-encoded": urllib.parse.quote_plus(secret),
+        "hex": raw.hex(),
+    }
+    for offset in range(3):
+        text = base64.b64encode(b"\0" * offset + raw).decode()
+        core = text[(4 if offset else 0) : -4]
+        forms[f"base64+{offset}"] = core
+        forms[f"base64url+{offset}"] = core.replace("+", "-").replace("/", "_")
+    return forms
+
+
+def leaks(text: str, **secrets: str) -> list[str]:
+    """Which secret, in which form, the text contains."""
+    return [
+        f"{name} ({form})" for name, s in secrets.items() for form, v in encoded_forms(s).items() if v in text
+    ]
+
+
+def test_encoded_forms_find_a_secret_however_it_is_embedded():
+    secret = "tok_0123456789abcdef0123"
+    for prefix in ("", "/", "/v", "/v1/postback/"):
+        whole = f"{prefix}{secret}/tail".encode()
+        assert leaks(base64.b64encode(whole).decode(), s=secret)
+        assert leaks(base64.urlsafe_b64encode(whole).decode(), s=secret)
+    assert leaks(json.dumps({"path": urllib.parse.quote(f"/postback/{secret}", safe="")}), s=secret)
+    assert leaks(f"x{secret.encode().hex()}y", s=secret)
+    assert not leaks("tok_0123456789abcdef012", s=secret)
+
+
+class Capture(logging.Handler):
+    """Every record that reaches the root logger, with all its attributes (extras, args, exceptions), and
+    everything written to stdout and stderr (capfd)."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str]) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._capfd = capfd
+        self._parts: list[str] = []
+        self._paused = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._paused:
+            return
+        fields = {k: v for k, v in record.__dict__.items() if k not in ("exc_info", "exc_text")}
+        exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        self._parts.append(f"{record.getMessage()} {json.dumps(fields, default=repr)} {exception}")
+
+    def _take_output(self) -> None:
+        out, err = self._capfd.readouterr()
+        self._parts += [out, err]
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The test's own calls (putting a secret in place, say) are not the functions' logs."""
+        self._take_output()
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._capfd.readouterr()
+            self._paused = False
+
+    def text(self) -> str:
+        self._take_output()
+        return "\n".join(self._parts)
+
+
+class CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def captured(capfd) -> Iterator[Capture]:
+    """Everything logged or written while the test runs.
+
+    DEBUG on the root and on every logger that set a level of its own, except the ones the functions
+    themselves set on purpose (the sender keeps botocore's response bodies out: that is under test too).
+    Powertools' loggers write to the stream they were created with (another test's, maybe closed); here they
+    write to whatever sys.stdout is when they write (pytest replaces it between a test's setup and call).
+    """
+    capture = Capture(capfd)
+    root = logging.getLogger()
+    saved_levels = {"": root.level}
+    root.setLevel(logging.DEBUG)
+    root.addHandler(capture)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (
+            isinstance(logger, logging.Logger)
+            and logger.level > logging.DEBUG
+            and name not in SET_BY_FUNCTIONS
+        ):
+            saved_levels[name] = logger.level
+            logger.setLevel(logging.DEBUG)
+    streams = []
+    for name in ("ingest", "sender"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                streams.append((handler, handler.stream))
+                handler.stream = CurrentStdout()
+    try:
+        yield capture
+    finally:
+        for handler, stream in streams:
+            handler.stream = stream
+        root.removeHandler(capture)
+        for name, level in saved_levels.items():
+            logging.getLogger(name or None).setLevel(level)
+
+
+# Loggers a function sets a level on at import, deliberately (left as the function set them).
+SET_BY_FUNCTIONS = {"botocore.parsers"}
+
+
+def test_the_sender_keeps_botocore_response_bodies_out_of_its_logs(sender):
+    assert logging.getLogger("botocore.parsers").level == logging.INFO
+
+
+# -------------------------------------------------------------------------------------------- ingest
+
+
+def local_function(spec, environment: dict[str, str], aws_stack, logical_id: str) -> LocalFunction:
+    return LocalFunction(
+        logical_id=logical_id,
+        name=spec.name,
+        code_uri=spec.code_uri,
+        handler=spec.handler,
+        environment=environment,
+        layer_paths=[layer.content_uri for layer in spec.layers],
+        memory_mb=int(spec.memory_size or 128),
+        timeout_s=float(spec.timeout or 3),
+        region=aws_stack.region,
+        account_id=aws_stack.account_id,
+    )
+
+
+@pytest.fixture(scope="module")
+def ingest(moto_server, aws_stack):
+    """The ingest with a postback token (from the template's PostbackToken parameter) and verbose logs."""
+    stack = local_stack.load_local_stack(moto_server.endpoint_url, overrides={"PostbackToken": TOKEN})
+    spec = stack.functions()["IngestFunction"]
+    assert spec.environment["POSTBACK_TOKEN"] == TOKEN
+    environment = {
+        **local_stack.aws_environment(moto_server.endpoint_url, stack.region),
+        **spec.environment,
+        **VERBOSE,
+    }
+    return local_function(spec, environment, aws_stack, "IngestFunctionVerbose")
+
+
+def postback_event(
+    token: str | None, *, body: bytes = b"<POSTBACK/>", ip: str = "127.0.0.1", raw_body: str | None = None
+) -> dict:
+    """An API Gateway REST proxy event as the stage delivers it, the token in each place it appears."""
+    event = json.loads((EVENTS / "ingest" / "postback-admitted.json").read_text())
+    resource, path = ("/postback/{token}", f"/postback/{token}") if token else ("/postback", "/postback")
+    event.update(
+        resource=resource,
+        path=path,
+        pathParameters={"token": token} if token else None,
+        body=raw_body if raw_body is not None else base64.b64encode(body).decode(),
+        isBase64Encoded=True,
+    )
+    event["requestContext"].update(path=f"/v1{path}", resourcePath=resource, requestId=str(uuid.uuid4()))
+    event["requestContext"]["identity"]["sourceIp"] = ip
+    return event
+
+
+def test_postbacks_admitted_and_refused_never_log_the_token(ingest, captured):
+    postback = f"<POSTBACK><ORIGIN>SMS_MT</ORIGIN><TRACKINGID>{uuid.uuid4().hex}</TRACKINGID></POSTBACK>"
+    answered = {
+        "admitted": ingest.invoke(postback_event(TOKEN, body=postback.encode()))["statusCode"],
+        "wrong token": ingest.invoke(postback_event(WRONG_TOKEN))["statusCode"],
+        "no token": ingest.invoke(postback_event(None))["statusCode"],
+        "token, stranger's address": ingest.invoke(postback_event(TOKEN, ip="127.0.0.2"))["statusCode"],
+        "token, empty body": ingest.invoke(postback_event(TOKEN, body=b""))["statusCode"],
+        "token, not base64": ingest.invoke(postback_event(TOKEN, raw_body="not base64!"))["statusCode"],
+        "token, too large": ingest.invoke(postback_event(TOKEN, body=b"x" * (1024 * 1024 + 1)))["statusCode"],
+    }
+    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+        answered["token, S3 down"] = ingest.invoke(postback_event(TOKEN, body=b"<POSTBACK>down</POSTBACK>"))[
+            "statusCode"
+        ]
+    assert answered == {
+        "admitted": 200,
+        "wrong token": 403,
+        "no token": 403,
+        "token, stranger's address": 403,
+        "token, empty body": 400,
+        "token, not base64": 400,
+        "token, too large": 413,
+        "token, S3 down": 503,
+    }
+    logged = captured.text()
+    # The handler did log each outcome, at DEBUG, and botocore did too.
+    for outcome in ('"postback accepted"', '"postback refused"', '"postback not stored"', "botocore"):
+        assert outcome in logged
+    assert leaks(logged, token=TOKEN, wrong_token=WRONG_TOKEN) == []
+
+
+# -------------------------------------------------------------------------------------------- sender
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with ProviderSimulator(api_key=API_KEY) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def secrets(moto_server, aws_stack):
+    """The API key's secret, holding a wrong (old) key to begin with."""
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region)):
+        client = boto3.client("secretsmanager")
+    client.create_secret(Name=SECRET_NAME, SecretString=WRONG_KEY)
+    return client
+
+
+@pytest.fixture(scope="module")
+def sender(moto_server, aws_stack, simulator, secrets):
+    # As in a fresh container: whatever level botocore.parsers has, the sender's import sets it.
+    logging.getLogger("botocore.parsers").setLevel(logging.NOTSET)
+    spec = aws_stack.functions()["SenderFunction"]
+    environment = {
+        **local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region),
+        **spec.environment,
+        "PROVIDER_API_URL": simulator.api_url,
+        "PROVIDER_API_KEY_SECRET": SECRET_NAME,
+        "THROUGHPUT_PER_SECOND": "1000",
+        **VERBOSE,
+    }
+    return local_function(spec, environment, aws_stack, "SenderFunctionVerbose")
+
+
+@pytest.fixture(scope="module")
+def sqs(aws_clients):
+    return aws_clients["sqs"]
+
+
+def send_event(sqs, aws_stack, request_id: str) -> dict:
+    """One send request put on the send queue and received as Lambda would: the invocation's event. Records
+    other invocations handed back (with a visibility timeout) are taken off the queue when they show up."""
+    queue = aws_stack.queues()["SendQueue"]
+    request = json.loads((EVENTS / "sender" / "sms.json").read_text())
+    # A number of its own: no other test's opt-out applies to it.
+    request.update(request_id=request_id, to=f"1774319{uuid.uuid4().int % 10_000:04d}")
+    sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(request))
+    while True:
+        for message in sqs.receive_message(
+            QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", []):
+            if json.loads(message["Body"])["request_id"] == request_id:
+                return {"Records": [lambda_record(message, queue.arn, aws_stack.region)]}
+            sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_sends_accepted_and_failing_never_log_the_api_key(
+    sender, simulator, secrets, sqs, aws_stack, captured
+):
+    ledger = SendLedger(StateTable(sender.module.TABLE.client, sender.module.TABLE.name))
+    run = uuid.uuid4().hex[:8]
+
+    # The secret holds an old key: the provider refuses the account (E104) and the sender forgets the key.
+    sender.invoke(send_event(sqs, aws_stack, f"wrong-key-{run}"))
+    refused = simulator.stats()
+    # The key is replaced: the next call reads it afresh and is accepted.
+    with captured.paused():
+        secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=API_KEY)
+    sender.invoke(send_event(sqs, aws_stack, f"accepted-{run}"))
+    # Then the provider's other answers, one request each: the key is sent with every call.
+    faulted = {
+        f"auth-error-{run}": Fault("answer", code="E104", count=1),
+        f"throttled-{run}": Fault("answer", code="E113", count=1),
+        f"permanent-error-{run}": Fault("answer", code="E110", count=1),
+        f"key-echoed-{run}": Fault(
+            "malformed",
+            body=f"<RESPONSE><STATUS>Failure</STATUS><ERRORINFO>bad key {API_KEY}</ERRORINFO>",
+            count=1,
+        ),
+        f"http-500-{run}": Fault("http_error", status=500, count=1),
+    }
+    for request_id, fault in faulted.items():
+        simulator.add_fault(fault)
+        sender.invoke(send_event(sqs, aws_stack, request_id))
+    logged = captured.text()
+
+    request_ids = [f"wrong-key-{run}", f"accepted-{run}", *faulted]
+    records = {request_id: ledger.get(request_id) for request_id in request_ids}
+    assert "E104" in json.dumps(refused, default=str)  # the old key really was refused
+    assert records[f"accepted-{run}"]["status"] == "ACCEPTED"
+    assert simulator.stats()["faults"] == len(faulted)
+    # The handler logged, and botocore at DEBUG, GetSecretValue included (twice: the key was read afresh).
+    for expected in ('"send request"', '"batch stopped calling the provider"', '"message":{"Records"'):
+        assert expected in logged
+    assert logged.count("OperationModel(name=GetSecretValue)") >= 2
+    assert leaks(logged, api_key=API_KEY, wrong_key=WRONG_KEY) == []
+    # Nor in what the sender records, nor in the provider's view of the calls (its log redacts the key).
+    assert leaks(json.dumps(records, default=str), api_key=API_KEY, wrong_key=WRONG_KEY) == []
+    assert leaks(json.dumps(simulator.log(), default=str), api_key=API_KEY, wrong_key=WRONG_KEY) == []
