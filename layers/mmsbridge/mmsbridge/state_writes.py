@@ -32,10 +32,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmsbridge.postback import Postback
 from mmsbridge.states import MessageState, PostbackKind, TemplateState
+
+if TYPE_CHECKING:
+    # For annotations only: the stale function imports this module and never parses a postback.
+    from mmsbridge.postback import Postback
 
 OPEN_SHARDS = 8
 UNDATED = "~"  # sorts after every ISO timestamp: undated events come last in a history
