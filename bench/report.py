@@ -219,18 +219,34 @@ def load_rows(data: dict[str, Any]) -> list[Row]:
 
 
 def coldstart_rows(data: dict[str, Any]) -> list[Row]:
-    return [
-        _row(
-            "cold import",
-            f"{function}: import with the build's byte-code",
-            "ms",
-            figures["with_ms"],
-            "the same artifact, byte-code unusable",
-            figures["without_ms"],
-            "<= 0.6",
+    """Per function: the whole cold import (the runtime's boto3 and client creation included, which
+    byte-code cannot change), and the layer's and handler's own modules, the part the byte-code is for."""
+    rows = []
+    for function, figures in data["functions"].items():
+        rows.append(
+            _row(
+                "cold import",
+                f"{function}: whole import, with the build's byte-code",
+                "ms",
+                figures["with_ms"],
+                "the same artifact, byte-code unusable",
+                figures["without_ms"],
+                "<= 0.6",
+            )
         )
-        for function, figures in data["functions"].items()
-    ]
+        if "with_bytecode" in figures:
+            rows.append(
+                _row(
+                    "cold import",
+                    f"{function}: layer and handler modules only",
+                    "ms",
+                    figures["with_bytecode"]["split_p50_ms"]["artifact_modules"],
+                    "the same modules compiled at import",
+                    figures["without_bytecode"]["split_p50_ms"]["artifact_modules"],
+                    "<= 0.6",
+                )
+            )
+    return rows
 
 
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
