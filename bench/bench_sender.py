@@ -206,7 +206,10 @@ def run_once(
     limiters = [module.SENDER.limiter for module in functions["SenderFunction"].modules]
     reservations = sum(limiter.reservations for limiter in limiters)
     missed = sum(limiter.missed for limiter in limiters)
-    print(f"  {label}: {len(limiters)} containers, {reservations} slot reservations, {missed} slots missed")
+    print(
+        f"  {label}: {len(limiters)} containers, {reservations} slot reservations, {missed} slots missed",
+        file=sys.stderr,
+    )
     accepted_ids = sum(1 for rid in ids if (ledger.get(rid) or {}).get("status") == "ACCEPTED")
     log = simulator.log()
     successes = sorted(_moment(e) for e in log if e.get("type") == "api" and e.get("accepted"))
@@ -248,7 +251,8 @@ def main(argv: list[str]) -> int:
         f"sender: {n} sendSMS requests, simulator limit L = {limit}/s, MaximumConcurrency {concurrency}",
         file=out,
     )
-    with MotoServer() as moto, contextlib.redirect_stdout(out):
+    # The handlers' log lines (one JSON line per request) would bury the figures.
+    with MotoServer() as moto, open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         base = local_stack.load_local_stack(moto.endpoint_url)
         local_stack.provision(base, moto.endpoint_url)
         key = local_stack.read_secret(local_stack.api_key_secret_name(base), moto.endpoint_url, base.region)
@@ -261,7 +265,7 @@ def main(argv: list[str]) -> int:
                 limit=limit,
                 concurrency=concurrency,
             )
-            print(paced.line(limit), flush=True)
+            print(paced.line(limit), file=out, flush=True)
             with limiter_off():
                 hammer = run_once(
                     "baseline (E113 redrive only)",
@@ -271,7 +275,7 @@ def main(argv: list[str]) -> int:
                     limit=limit,
                     concurrency=concurrency,
                 )
-            print(hammer.line(limit), flush=True)
+            print(hammer.line(limit), file=out, flush=True)
     share = paced.e113 / paced.calls if paced.calls else 1.0
     ok = paced.steady >= 0.95 * limit and share <= 0.05 and paced.lost == 0 and paced.duplicates == 0
     if args.json:

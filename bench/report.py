@@ -276,7 +276,7 @@ def table(rows: Iterable[Row]) -> str:
     ]
     for row in rows:
         baseline = row.baseline_name
-        if row.baseline:
+        if row.baseline is not None:
             baseline = f"{_number(row.baseline)} {row.unit}: {baseline}"
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
         lines.append(
@@ -319,6 +319,9 @@ def chart(rows: list[Row], path: Path) -> None:
         )
     axes.axvline(1.0, color="#555555", linewidth=0.8)
     axes.set_xscale("log")
+    ticks = [0.1, 0.2, 0.5, 1, 2, 5, 10]
+    axes.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+    axes.set_xlim(min([0.1, *ratios]) * 0.9, max([10, *ratios]) * 1.6)
     axes.set_yticks(list(positions), labels, fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("ratio to the baseline measured in the same run (log scale; 1 = equal)")
