@@ -9,6 +9,7 @@ import os
 import secrets
 import string
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,15 @@ def load_local_stack(
     template: Path = TEMPLATE,
     samconfig: Path = SAMCONFIG,
     overrides: dict[str, str] | None = None,
+    stack_name: str | None = None,
 ) -> LocalStack:
-    """template.yaml with samconfig.toml's [local] parameters, queue URLs as the moto server forms them."""
+    """template.yaml with samconfig.toml's [local] parameters, queue URLs as the moto server forms them;
+    `stack_name` (default samconfig's) names every resource, so several stacks can share one moto."""
     return load_stack(
         template,
         samconfig,
         config_env="local",
+        stack_name=stack_name,
         overrides=overrides,
         queue_url_format=f"{endpoint_url}/{{account_id}}/{{name}}",
     )
@@ -133,25 +137,39 @@ def containers_for(spec: FunctionSpec, limit: int = DEFAULT_POLLER_LIMIT) -> int
     return min(max(concurrency, default=1), limit)
 
 
+def function_for(
+    stack: LocalStack,
+    logical_id: str,
+    endpoint_url: str,
+    *,
+    environment: Mapping[str, str] | None = None,
+    name_suffix: str = "",
+    timeout_s: float | None = None,
+    max_containers: int | None = None,
+) -> LocalFunction:
+    """The template's function as the local stack runs it: its handler, layers, memory, timeout and
+    environment (plus `environment`), pointed at `endpoint_url`. The keyword arguments are for tests that
+    need a variant: its own logical id suffix (its own containers), a shorter timeout, fewer containers."""
+    spec = stack.functions()[logical_id]
+    base = aws_environment(endpoint_url, stack.region)
+    return LocalFunction(
+        logical_id=spec.logical_id + name_suffix,
+        name=spec.name,
+        code_uri=spec.code_uri,
+        handler=spec.handler,
+        environment={**base, **spec.environment, **(environment or {})},
+        layer_paths=[layer.content_uri for layer in spec.layers],
+        memory_mb=int(spec.memory_size or 128),
+        timeout_s=timeout_s if timeout_s is not None else float(spec.timeout or 3),
+        region=stack.region,
+        account_id=stack.account_id,
+        max_containers=max_containers if max_containers is not None else containers_for(spec),
+    )
+
+
 def load_functions(stack: LocalStack, endpoint_url: str) -> dict[str, LocalFunction]:
     """Import every function's handler with the environment the template gives it."""
-    base = aws_environment(endpoint_url, stack.region)
-    functions = {}
-    for spec in stack.functions().values():
-        functions[spec.logical_id] = LocalFunction(
-            logical_id=spec.logical_id,
-            name=spec.name,
-            code_uri=spec.code_uri,
-            handler=spec.handler,
-            environment={**base, **spec.environment},
-            layer_paths=[layer.content_uri for layer in spec.layers],
-            memory_mb=int(spec.memory_size or 128),
-            timeout_s=float(spec.timeout or 3),
-            region=stack.region,
-            account_id=stack.account_id,
-            max_containers=containers_for(spec),
-        )
-    return functions
+    return {logical_id: function_for(stack, logical_id, endpoint_url) for logical_id in stack.functions()}
 
 
 def api_key_secret_name(stack: LocalStack) -> str | None:

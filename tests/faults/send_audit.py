@@ -40,6 +40,7 @@ from mmsbridge import sender as sender_module
 from mmsbridge.provider_client import ProviderClient, ProviderReply
 from mmsbridge.send_ledger import FINAL, ledger_key
 from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
+from tests.faults.postback_audit import queue_depth
 from tests.waiting import eventually
 
 CLIENT_TIMEOUT_S = (1.0, 1.0)  # connect, read
@@ -239,23 +240,14 @@ def send_rig(
     mapping: SqsEventSourceMapping | None = None
     try:
         stack = local_stack.load_local_stack(
-            endpoint_url, overrides={"ProviderApiUrl": simulator.api_url, **overrides}
+            endpoint_url,
+            overrides={"ProviderApiUrl": simulator.api_url, **overrides},
+            stack_name=provisioned.stack_name,
         )
-        spec = stack.functions()[SENDER]
         sqs = _aws(endpoint_url, region, "sqs")
         table = StateTable(_aws(endpoint_url, region, "dynamodb"), stack.tables()["StateTable"].name)
-        function = LocalFunction(
-            logical_id=f"{SENDER}Faults",
-            name=spec.name,
-            code_uri=spec.code_uri,
-            handler=spec.handler,
-            environment={**local_stack.aws_environment(endpoint_url, region), **spec.environment},
-            layer_paths=[layer.content_uri for layer in spec.layers],
-            memory_mb=int(spec.memory_size or 128),
-            timeout_s=FUNCTION_TIMEOUT_S,
-            region=region,
-            account_id=stack.account_id,
-            max_containers=local_stack.containers_for(spec),
+        function = local_stack.function_for(
+            stack, SENDER, endpoint_url, name_suffix="Faults", timeout_s=FUNCTION_TIMEOUT_S
         )
         (mapping,) = (
             m
@@ -336,16 +328,6 @@ def _batch_get(table: StateTable, keys: list[dict[str, str]]) -> dict[tuple[str,
                 found[(item["pk"], item["sk"])] = item
             pending = answer.get("UnprocessedKeys") or {}
     return found
-
-
-def queue_depth(sqs: Any, url: str) -> int:
-    names = [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    ]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes.get(name, "0")) for name in names)
 
 
 def audit(rig: SendRig, requests: list[dict[str, Any]]) -> Audit:

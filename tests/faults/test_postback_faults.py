@@ -32,7 +32,7 @@ from local import stack as local_stack
 from local.gateway import Gateway
 from local.runtime import LocalFunction, patched_environ
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
-from local.template import LocalStack, load_stack
+from local.template import LocalStack
 from mmsbridge.state_table import StateTable
 from tests.faults.postback_audit import (
     PROVIDER_ATTEMPTS,
@@ -67,25 +67,6 @@ DYNAMODB_ERRORS = (
     (400, "ProvisionedThroughputExceededException"),
     (500, "InternalServerError"),
 )
-
-
-def function_from_template(
-    stack: LocalStack, logical_id: str, endpoint_url: str, containers: int
-) -> LocalFunction:
-    spec = stack.functions()[logical_id]
-    return LocalFunction(
-        logical_id=spec.logical_id,
-        name=spec.name,
-        code_uri=spec.code_uri,
-        handler=spec.handler,
-        environment={**local_stack.aws_environment(endpoint_url, stack.region), **spec.environment},
-        layer_paths=[layer.content_uri for layer in spec.layers],
-        memory_mb=int(spec.memory_size or 128),
-        timeout_s=float(spec.timeout or 3),
-        region=stack.region,
-        account_id=stack.account_id,
-        max_containers=containers,
-    )
 
 
 def every_container(function: LocalFunction) -> list[ModuleType]:
@@ -158,15 +139,9 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(moto_server):
+def pipeline(moto_server, aws_stack):  # aws_stack first: it resets moto, which would wipe this stack
     endpoint = moto_server.endpoint_url
-    stack = load_stack(
-        local_stack.TEMPLATE,
-        local_stack.SAMCONFIG,
-        config_env="local",
-        stack_name=f"postback-faults-{uuid.uuid4().hex[:8]}",
-        queue_url_format=f"{endpoint}/{{account_id}}/{{name}}",
-    )
+    stack = local_stack.load_local_stack(endpoint, stack_name=f"postback-faults-{uuid.uuid4().hex[:8]}")
     local_stack.provision(stack, endpoint)
     environment = local_stack.aws_environment(endpoint, stack.region)
     with patched_environ(environment):
@@ -175,11 +150,8 @@ def pipeline(moto_server):
     queue_url = queues["PostbackQueue"].url
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(VISIBILITY_TIMEOUT_S)})
 
-    ingest = function_from_template(stack, "IngestFunction", endpoint, INGEST_CONTAINERS)
-    consumer_spec = stack.functions()["ConsumerFunction"]
-    consumer = function_from_template(
-        stack, "ConsumerFunction", endpoint, local_stack.containers_for(consumer_spec)
-    )
+    ingest = local_stack.function_for(stack, "IngestFunction", endpoint, max_containers=INGEST_CONTAINERS)
+    consumer = local_stack.function_for(stack, "ConsumerFunction", endpoint)
     every_container(ingest)
     every_container(consumer)
     routes, binary = local_stack.api_routes(stack, {"IngestFunction": ingest})
@@ -200,7 +172,7 @@ def pipeline(moto_server):
             bucket=stack.buckets()["ArchiveBucket"].name,
             queue_url=queue_url,
             dlq_url=queues["PostbackDLQ"].url,
-            retention_days=int(consumer_spec.environment.get("HISTORY_RETENTION_DAYS", "0")),
+            retention_days=int(consumer.environment.get("HISTORY_RETENTION_DAYS", "0")),
         )
     finally:
         mapping.stop()

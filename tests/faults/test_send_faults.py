@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 
 import pytest
 
 from local import faults as boto_faults
+from local import stack as local_stack
 from local.simulator import Fault, e113_storm
 from local.sqs_mapping import RECEIVE_WAIT_S
 from mmsbridge.send_store import SendLedger
@@ -42,10 +44,14 @@ FAST = {"SendThroughputPerSecond": "1000"}  # the limiter out of the way: throug
 @pytest.fixture(scope="module")
 def send_path(moto_server, aws_stack):
     """The sender behind the template's send queue mapping, for this module (its containers stay warm);
-    each test starts it afresh with `send_path.scenario(seed)`."""
+    each test starts it afresh with `send_path.scenario(seed)`. The stack is the template's under a name of
+    its own: its queues, table and secret are this module's alone. (`aws_stack` first: it resets moto.)"""
+    endpoint = moto_server.endpoint_url
+    own = local_stack.load_local_stack(endpoint, stack_name=f"send-faults-{uuid.uuid4().hex[:8]}")
+    local_stack.provision(own, endpoint)
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
-        send_rig(moto_server.endpoint_url, aws_stack, monkeypatch, overrides=FAST) as rig,
+        send_rig(endpoint, own, monkeypatch, overrides=FAST) as rig,
     ):
         yield rig
 

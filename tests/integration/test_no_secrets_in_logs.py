@@ -22,7 +22,7 @@ import pytest
 
 from local import faults
 from local import stack as local_stack
-from local.runtime import LocalFunction, patched_environ
+from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
 from mmsbridge.send_store import SendLedger
@@ -169,33 +169,19 @@ def test_the_sender_keeps_botocore_response_bodies_out_of_its_logs(sender):
 # -------------------------------------------------------------------------------------------- ingest
 
 
-def local_function(spec, environment: dict[str, str], aws_stack, logical_id: str) -> LocalFunction:
-    return LocalFunction(
-        logical_id=logical_id,
-        name=spec.name,
-        code_uri=spec.code_uri,
-        handler=spec.handler,
-        environment=environment,
-        layer_paths=[layer.content_uri for layer in spec.layers],
-        memory_mb=int(spec.memory_size or 128),
-        timeout_s=float(spec.timeout or 3),
-        region=aws_stack.region,
-        account_id=aws_stack.account_id,
-    )
-
-
 @pytest.fixture(scope="module")
 def ingest(moto_server, aws_stack):
     """The ingest with a postback token (from the template's PostbackToken parameter) and verbose logs."""
     stack = local_stack.load_local_stack(moto_server.endpoint_url, overrides={"PostbackToken": TOKEN})
-    spec = stack.functions()["IngestFunction"]
-    assert spec.environment["POSTBACK_TOKEN"] == TOKEN
-    environment = {
-        **local_stack.aws_environment(moto_server.endpoint_url, stack.region),
-        **spec.environment,
-        **VERBOSE,
-    }
-    return local_function(spec, environment, aws_stack, "IngestFunctionVerbose")
+    assert stack.functions()["IngestFunction"].environment["POSTBACK_TOKEN"] == TOKEN
+    return local_stack.function_for(
+        stack,
+        "IngestFunction",
+        moto_server.endpoint_url,
+        environment=VERBOSE,
+        name_suffix="Verbose",
+        max_containers=1,
+    )
 
 
 def postback_event(
@@ -270,16 +256,20 @@ def secrets(moto_server, aws_stack):
 def sender(moto_server, aws_stack, simulator, secrets):
     # As in a fresh container: whatever level botocore.parsers has, the sender's import sets it.
     logging.getLogger("botocore.parsers").setLevel(logging.NOTSET)
-    spec = aws_stack.functions()["SenderFunction"]
     environment = {
-        **local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region),
-        **spec.environment,
         "PROVIDER_API_URL": simulator.api_url,
         "PROVIDER_API_KEY_SECRET": SECRET_NAME,
         "THROUGHPUT_PER_SECOND": "1000",
         **VERBOSE,
     }
-    return local_function(spec, environment, aws_stack, "SenderFunctionVerbose")
+    return local_stack.function_for(
+        aws_stack,
+        "SenderFunction",
+        moto_server.endpoint_url,
+        environment=environment,
+        name_suffix="Verbose",
+        max_containers=1,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from local import stack as local_stack
-from local.runtime import LocalFunction, patched_environ
+from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
 from mmsbridge.send_store import SendLedger
@@ -45,25 +45,18 @@ def queues(aws_stack):
 
 @pytest.fixture(scope="module")
 def sender(moto_server, aws_stack, aws, simulator):
-    spec = aws_stack.functions()["SenderFunction"]
     environment = {
-        **local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region),
-        **spec.environment,
         "PROVIDER_API_URL": simulator.api_url,
         "PROVIDER_API_KEY_SECRET": SECRET_NAME,
         "THROUGHPUT_PER_SECOND": "1000",
     }
-    return LocalFunction(
-        logical_id="SenderFunctionUnderTest",
-        name=spec.name,
-        code_uri=spec.code_uri,
-        handler=spec.handler,
+    return local_stack.function_for(
+        aws_stack,
+        "SenderFunction",
+        moto_server.endpoint_url,
         environment=environment,
-        layer_paths=[layer.content_uri for layer in spec.layers],
-        memory_mb=int(spec.memory_size or 128),
-        timeout_s=float(spec.timeout or 3),
-        region=aws_stack.region,
-        account_id=aws_stack.account_id,
+        name_suffix="UnderTest",
+        max_containers=1,
     )
 
 
