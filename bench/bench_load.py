@@ -198,28 +198,30 @@ class Audit:
 def audit(endpoints: dict, load: LoadResult, tracking_ids: list[str], timeout_s: float) -> Audit:
     """Wait (bounded) until every message is applied, then count what went in against what came out."""
     with patched_environ(aws_environment(endpoints["aws_endpoint_url"], endpoints["region"])):
-        s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+        s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
     table = StateTable(dynamodb, endpoints["tables"]["StateTable"])
-    expected = {tid for tid in tracking_ids}
     acknowledged_ids = {
         m.group(1).decode() for body in load.acknowledged if (m := re.search(rb"<TRACKINGID>([^<]*)<", body))
     }
-    pending = set(expected)
-    messages: dict[str, dict] = {}
     deadline = time.monotonic() + timeout_s
+    # Applied when the postback queue is empty: the consumer deletes a message only once it is written.
+    # (Polling the table instead would load the local AWS the consumer is using.)
+    while queue_depth(sqs, endpoints["queues"]["PostbackQueue"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    applied_after_s = time.perf_counter() - load.started
+    pending = set(tracking_ids)
+    messages: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        while pending and time.monotonic() < deadline:
+        while pending:
             found = dict(zip(pending, pool.map(table.message, pending), strict=True))
             for tid, message in found.items():
                 if message and message.get("state") == "DELIVERED" and len(message["history"]) >= 2:
                     messages[tid] = message
                     pending.discard(tid)
-            if pending:
-                time.sleep(0.5)
-    applied_after_s = time.perf_counter() - load.started
-    for tid in pending:  # the last word on what did not arrive
-        if message := table.message(tid):
-            messages[tid] = message
+            if not pending or time.monotonic() > deadline:
+                messages.update((tid, m) for tid, m in found.items() if m and tid in pending)
+                break
+            time.sleep(1.0)
 
     keys: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(
@@ -240,6 +242,12 @@ def audit(endpoints: dict, load: LoadResult, tracking_ids: list[str], timeout_s:
         wrong_state=wrong,
         applied_after_s=applied_after_s,
     )
+
+
+def queue_depth(sqs, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, "0")) for name in names)
 
 
 def run(count: int, clients: int, timeout_s: float | None = None) -> dict:

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")))
-    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--only", action="append", help="run only this benchmark (repeatable); the others' last figures stay"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = [step for step in plan if step[0] in args.only]
 
     results: dict[str, dict] = {}
+    previous = args.out / "results.json"
+    if args.only and previous.exists():  # the others' figures stay as their last run measured them
+        results = {k: v for k, v in json.loads(previous.read_text()).items() if k not in args.only}
     failures: list[str] = []
     started = time.monotonic()
     for name, title, command in plan:
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f" Python {platform.python_version()}, {'quick sizes' if args.quick else 'full sizes'}, in"
         f" {time.monotonic() - started:.0f} s, by `make bench`. Every baseline is measured in the same run."
     )
+    if args.only:
+        header += f" Re-run alone: {', '.join(args.only)}; the other rows are from the previous report's run."
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "report.md").write_text(report.markdown(rows, header=header, failures=failures))
