@@ -179,12 +179,10 @@ def quarantined(table: StateTable, sha256: str) -> dict[str, Any] | None:
 def stale(table: StateTable, *, hours: float, now: datetime) -> dict[str, Any]:
     """Messages with no final state sent (or submitted) more than `hours` ago, oldest first."""
     cutoff = iso(now - timedelta(hours=hours))
-    oldest: dict[str, dict[str, Any]] = {}
-    for marker in table.open_messages(older_than=cutoff):  # SENT and SUBMITTED markers: one message, two
-        tracking_id = marker.get("tracking_id") or marker["pk"].partition("#")[2]
-        known = oldest.get(tracking_id)
-        if known is None or (marker.get("at") or "") < (known.get("at") or ""):
-            oldest[tracking_id] = marker
+    oldest = {
+        marker.get("tracking_id") or marker["pk"].partition("#")[2]: marker
+        for marker in table.open_messages(older_than=cutoff)  # one per message, its oldest marker
+    }
     messages = []
     for tracking_id, marker in sorted(oldest.items(), key=lambda pair: (pair[1].get("at") or "", pair[0])):
         at = parse_stored(marker.get("at"))

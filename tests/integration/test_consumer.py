@@ -19,6 +19,7 @@ from local import stack as local_stack
 from local.faults import StaticBody
 from mmsbridge import envelope
 from mmsbridge.consumer import consume
+from mmsbridge.send_ledger import outbound_items
 from mmsbridge.state_table import StateTable
 from tests.conftest import SAMPLES
 
@@ -363,6 +364,39 @@ def test_stale_messages_are_counted_and_final_ones_leave_the_index(moto_server, 
     assert result["stale"] >= 1
     assert open_tid in indexed()
     assert final_tid not in indexed()  # ...until the stale check takes it off
+
+
+@pytest.mark.parametrize("reports_first", [True, False], ids=["reports-first", "record-first"])
+def test_reports_and_the_senders_record_join_in_either_order(table, reports_first):
+    tid = f"T-join-{uuid.uuid4()}"
+    ledger = {"tracking_id": tid, "accepted_at": "2024-03-14T14:00:00.000000Z", "request_id": f"r-{tid}"}
+    steps = [
+        lambda: apply(table, sample("mms_mt_n102.xml", tid), sample("mms_mt_n101.xml", tid)),
+        lambda: table.put_all(outbound_items(ledger)),
+    ]
+    for step in steps if reports_first else steps[::-1]:
+        step()
+    message = table.message(tid)
+    assert message["state"] == "DELIVERED"  # the SUBMITTED marker never moves it back
+    assert message["request"]["request_id"] == f"r-{tid}"
+    assert message["sent_at"] == "2024-03-14T14:02:11.000000Z"
+    assert tid not in {m["tracking_id"] for m in table.open_messages(older_than="9999")}
+
+
+def test_a_message_submitted_and_sent_counts_once_as_stale(moto_server, aws_stack, table):
+    stale = local_stack.load_functions(aws_stack, moto_server.endpoint_url)["StaleMessagesFunction"]
+    tid = f"T-both-{uuid.uuid4()}"
+    ledger = {"tracking_id": tid, "accepted_at": "2024-03-14T14:00:00.000000Z", "request_id": "r-1"}
+    table.put_all(outbound_items(ledger))  # the sender's SUBMITTED marker...
+    apply(table, sample("mms_mt_n101.xml", tid))  # ...and the SENT report: two markers on the index
+    markers = [m for n in range(8) for m in table.query(f"OPEN#{n}", index="gsi1") if m["tracking_id"] == tid]
+    assert sorted(m["state"] for m in markers) == ["SENT", "SUBMITTED"]
+    listed = [m for m in table.open_messages(older_than="9999") if m["tracking_id"] == tid]
+    assert [m["state"] for m in listed] == ["SUBMITTED"]  # once, by its oldest marker
+    result = stale.invoke({"source": "aws.events", "detail-type": "Scheduled Event"})
+    everything = [m["tracking_id"] for m in table.open_messages(older_than=result["cutoff"])]
+    assert len(everything) == len(set(everything))
+    assert result["stale"] == len(everything)
 
 
 def test_sample_sqs_event(consumer, table):

@@ -221,20 +221,24 @@ class StateTable:
         return bool(latest and latest.get("suppressed"))
 
     def open_messages(self, older_than: str, *, close_final: bool = False) -> Iterator[dict[str, Any]]:
-        """Messages with no final state whose SENT/SUBMITTED time is before `older_than` (ISO, UTC).
+        """Messages with no final state whose SENT/SUBMITTED time is before `older_than` (ISO, UTC): one
+        marker per message, its oldest (a message can have both a SUBMITTED and a SENT marker on the index).
         With `close_final`, markers of messages that have since reached a final state leave the index."""
         for shard in range(OPEN_SHARDS):
+            final: dict[str, bool] = {}  # a message's markers share its shard, oldest first
             for marker in self.query(f"OPEN#{shard}", index="gsi1", sk_between=("0", older_than)):
-                top = self.current(marker["pk"], "RANK#")
-                if top is not None and int(top["rank"]) >= 2:
-                    if close_final:
-                        self._dynamodb.update_item(
-                            TableName=self.name,
-                            Key=to_dynamo({"pk": marker["pk"], "sk": marker["sk"]}),
-                            UpdateExpression="REMOVE gsi1pk, gsi1sk",
-                        )
-                    continue
-                yield marker
+                pk = marker["pk"]
+                if pk not in final:
+                    top = self.current(pk, "RANK#")
+                    final[pk] = top is not None and int(top["rank"]) >= 2
+                    if not final[pk]:
+                        yield marker
+                if final[pk] and close_final:
+                    self._dynamodb.update_item(
+                        TableName=self.name,
+                        Key=to_dynamo({"pk": pk, "sk": marker["sk"]}),
+                        UpdateExpression="REMOVE gsi1pk, gsi1sk",
+                    )
 
 
 _FACTS = {

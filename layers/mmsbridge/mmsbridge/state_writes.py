@@ -86,6 +86,11 @@ class Plan:
     quarantine: list[tuple[dict[str, Any], str]]  # first-seen records: put only if absent
 
 
+# Items that hold a number's or an address's standing consent: kept for good whatever the retention, so an
+# opt-out is honoured however long ago it came (their history events expire like any other).
+STANDING = frozenset({"suppression", "subscription", "email_subscription"})
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -105,7 +110,7 @@ def plan_batch(
     for item in received:
         for record in _items(item):
             key = (record["pk"], record["sk"])
-            if retention_days > 0:
+            if retention_days > 0 and record.get("type") not in STANDING:
                 record["expires_at"] = _expiry(item, retention_days)
             plan.puts.setdefault(key, record)  # one put serves every record of the batch that needs it
             plan.owners.setdefault(key, set()).add(item.record_id)
