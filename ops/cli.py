@@ -133,18 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     inbound = command(
         "inbound",
         run_inbound,
-        "recent inbound SMS/MMS to or from a number, newest first",
-        "The table indexes inbound messages by receiving number (index gsi1, TO#<number>) and by sender\n"
-        "(index gsi2, FROM#<number>) only: there is no index of all inbound messages, so --to or --from\n"
-        "is required. Numbers are looked up as typed and in the provider's format (+1 (415) 555-0178 is\n"
-        "14155550178).",
+        "recent inbound SMS/MMS, to or from a number or all of them, newest first",
+        "With --to or --from, one number's (index gsi1, TO#<number>, or gsi2, FROM#<number>); numbers are\n"
+        "looked up as typed and in the provider's format (+1 (415) 555-0178 is 14155550178). Without,\n"
+        "every number's (index gsi3, one partition per UTC day), by default from"
+        f" {reports.RECENT_DAYS} days ago.",
     )
     who = inbound.add_mutually_exclusive_group()
     who.add_argument("--to", metavar="NUMBER", help="the receiving number (shortcode or longcode)")
     who.add_argument("--from", dest="sender", metavar="NUMBER", help="the sender's number")
     _time_range(inbound)
     _limit(inbound)
-    inbound.set_defaults(check=lambda args: _need_number(inbound, args))
 
     quarantine = command(
         "quarantine",
@@ -354,14 +353,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _need_number(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.to is None and args.sender is None:
-        parser.error(
-            "--to NUMBER or --from NUMBER is required: inbound messages are indexed by receiving number "
-            "and by sender only (there is no index of all inbound messages)"
-        )
-
-
 def _listed_status(text: str) -> SendStatus:
     value = text.strip().upper().replace("-", "_")
     if value not in {status.value for status in sends.LISTED}:
@@ -436,9 +427,19 @@ def _message_text(document: dict[str, Any]) -> str:
 
 
 def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
-    messages = reports.inbound(
-        resources.table, to=args.to, sender=args.sender, since=args.since, until=args.until, limit=args.limit
-    )
+    if args.to is None and args.sender is None:
+        messages = reports.recent_inbound(
+            resources.table, since=args.since, until=args.until, limit=args.limit, now=datetime.now(UTC)
+        )
+    else:
+        messages = reports.inbound(
+            resources.table,
+            to=args.to,
+            sender=args.sender,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
     if args.json:
         _print_json(
             {
@@ -452,7 +453,9 @@ def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
             }
         )
         return OK
-    who = f"to {args.to}" if args.to is not None else f"from {args.sender}"
+    who = (
+        f"to {args.to}" if args.to is not None else f"from {args.sender}" if args.sender else "to any number"
+    )
     lines = [f"inbound messages {render.cell(who)}: {len(messages)} (newest first, at most {args.limit})"]
     for item in messages:
         when = item["time"] or "(undated)"

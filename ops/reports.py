@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from mmsbridge.numbers import InvalidNumber, normalise_sender
 from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import UNDATED, iso
+from mmsbridge.state_writes import UNDATED, inbound_day, iso
 from ops.times import parse_stored
 
 # sk values end in `#<id>`; `~` sorts after `#` and every digit, so `<iso>~` is after every `<iso>#...`.
 _AFTER_ALL = "~"
+# How far back `inbound` without a number looks when no --since is given.
+RECENT_DAYS = 7
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # A message's own facts, in display order (StateTable.message's view); the sender's record comes after.
@@ -147,6 +149,23 @@ def inbound(
             found.setdefault(item["pk"], item)
     newest_first = sorted(found.values(), key=lambda item: item[f"{index}sk"], reverse=True)[:limit]
     return [_inbound(item, item[f"{index}sk"]) for item in newest_first]
+
+
+def recent_inbound(
+    table: StateTable, *, since: datetime | None, until: datetime | None, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Inbound SMS/MMS to and from every number (gsi3, one partition per UTC day), newest first; `since`
+    defaults to RECENT_DAYS before `until` (or now)."""
+    low = since or (until or now) - timedelta(days=RECENT_DAYS)
+    found: list[dict[str, Any]] = []
+    day = (until or now).astimezone(UTC).date()
+    while day >= low.astimezone(UTC).date() and len(found) < limit:
+        partition = inbound_day(iso(datetime.combine(day, time(), UTC)))
+        found += table.query(
+            partition, index="gsi3", sk_between=sk_range(low, until), forward=False, limit=limit - len(found)
+        )
+        day -= timedelta(days=1)
+    return [_inbound(item, item["gsi3sk"]) for item in found]
 
 
 def _inbound(item: dict[str, Any], sort_key: str) -> dict[str, Any]:

@@ -249,12 +249,46 @@ def test_inbound_by_receiver_and_sender_newest_first_within_range(cli, table):
     assert "Our booth" not in text  # the 2024 MMS is before --since
 
 
-def test_inbound_needs_a_number(cli):
-    code, out, err = cli("inbound")
-    assert code == 2
-    assert out == ""
-    assert "--to NUMBER or --from NUMBER is required" in err
-    assert "no index of all inbound messages" in err
+def test_inbound_without_a_number_lists_every_numbers_across_days(cli, table):
+    def sms(to: str, sender: str, moment: datetime, text: str) -> bytes:
+        return (
+            f"<POSTBACK><ORIGIN>SMS_MO</ORIGIN><CODE>N211</CODE><FROM>{sender}</FROM><TO>{to}</TO>"
+            f"<TEXT>{text}</TEXT><RECEIVED>{provider_time(moment)}</RECEIVED>"
+            f"<TRANSACTIONID>tx-{uuid.uuid4()}</TRANSACTIONID></POSTBACK>"
+        ).encode()
+
+    # A UTC midnight of its own (2019), so no other test's messages fall in the range.
+    midnight = datetime(2019, 1, 1, tzinfo=UTC) + timedelta(days=int(unique_digits(3)))
+    moments = [
+        midnight - timedelta(minutes=30),
+        midnight + timedelta(minutes=10),
+        midnight + timedelta(hours=2),
+    ]
+    numbers = [("8" + unique_digits(5), "1415" + unique_digits(7)) for _ in moments]
+    for (to, sender), moment, text in zip(numbers, moments, ("first", "second", "third"), strict=True):
+        apply(table, sms(to, sender, moment, text))
+
+    since, until = iso(midnight - timedelta(hours=1)), iso(midnight + timedelta(hours=3))
+    code, out, _ = cli("--json", "inbound", "--since", since, "--until", until)
+    assert code == 0
+    document = json.loads(out)
+    assert [m["text"] for m in document["messages"]] == ["third", "second", "first"]  # across two UTC days
+    assert [m["to"] for m in document["messages"]] == [to for to, _ in numbers[::-1]]
+    assert document["to"] is None
+    assert document["from"] is None
+    _, out, _ = cli("--json", "inbound", "--since", since, "--until", iso(moments[2]), "--limit", "1")
+    assert [m["text"] for m in json.loads(out)["messages"]] == ["second"]  # --until exclusive, --limit
+
+    # Without --since: the last days up to now.
+    recent = datetime.now(UTC) - timedelta(minutes=5)
+    to, sender = "8" + unique_digits(5), "1415" + unique_digits(7)
+    apply(table, sms(to, sender, recent, "just now"))
+    code, text, _ = cli("inbound", "--limit", "500")
+    assert code == 0
+    assert "inbound messages to any number" in text
+    assert f"to {to}" in text
+    assert "just now" in text
+    assert "text     first" not in text  # 2019: long before the default window
 
 
 # -- quarantine ----------------------------------------------------------------------------------------------

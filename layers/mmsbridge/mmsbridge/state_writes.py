@@ -319,7 +319,14 @@ def _inbound(received: Received) -> dict[str, Any]:
         "gsi1sk": f"{moment}#{identifier}",
         "gsi2pk": f"FROM#{get('FROM') or ''}",
         "gsi2sk": f"{moment}#{identifier}",
+        "gsi3pk": inbound_day(moment),
+        "gsi3sk": f"{moment}#{identifier}",
     }
+
+
+def inbound_day(moment: str) -> str:
+    """The gsi3 partition of inbound messages of one UTC day (`moment` an iso() time, or UNDATED)."""
+    return f"INDAY#{moment[:10] if moment != UNDATED else UNDATED}"
 
 
 def _latest(pk: str, prefix: str, received: Received, **attributes: Any) -> dict[str, Any]:
