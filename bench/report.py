@@ -80,6 +80,15 @@ def ingest_rows(data: dict[str, Any]) -> list[Row]:
         ),
         _row(
             "ingest",
+            "warm answer p95",
+            "ms",
+            warm["handler"]["p95_ms"],
+            "the same two writes one after the other, bare boto3",
+            warm["baseline"]["p95_ms"],
+            "",
+        ),
+        _row(
+            "ingest",
             "cold process: import + first postback",
             "ms",
             cold["handler"]["p50_ms"],
@@ -91,7 +100,7 @@ def ingest_rows(data: dict[str, Any]) -> list[Row]:
 
 
 def parse_rows(data: dict[str, Any]) -> list[Row]:
-    return [
+    rows = [
         _row(
             "parser",
             "bytes to typed postback",
@@ -102,6 +111,12 @@ def parse_rows(data: dict[str, Any]) -> list[Row]:
             "<= 1.3",
         )
     ]
+    if "stdlib_us" in data:
+        floor = "the standard library's ElementTree fromstring (the floor)"
+        rows.append(
+            _row("parser", "bytes to typed postback", "µs", data["parse_us"], floor, data["stdlib_us"], "")
+        )
+    return rows
 
 
 def consumer_rows(data: dict[str, Any]) -> list[Row]:
@@ -244,6 +259,18 @@ def coldstart_rows(data: dict[str, Any]) -> list[Row]:
                     "the same modules compiled at import",
                     figures["without_bytecode"]["split_p50_ms"]["artifact_modules"],
                     "<= 0.6",
+                )
+            )
+        if "floor_ms" in figures:
+            rows.append(
+                _row(
+                    "cold import",
+                    f"{function}: whole import were its own modules free (the floor)",
+                    "ms",
+                    figures["floor_ms"],
+                    "the same artifact, byte-code unusable",
+                    figures["without_ms"],
+                    "",
                 )
             )
     return rows
