@@ -60,7 +60,9 @@ $(SCAN_VENV)/.installed: requirements-scan.txt $(VENV)/.installed
 	$(SCAN_VENV)/bin/python -m pip install -q -r requirements-scan.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
+# The SAM CLI's and the scanners' environments are independent: built side by side (mostly downloads).
+setup: $(VENV)/.installed
+	@$(MAKE) --no-print-directory -j2 $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m local run
