@@ -415,6 +415,9 @@ def expectation(corpus: Corpus, *, retention_days: int) -> Expectation:
         else:
             received = Received(sha, postback, archive_key(body), sha, received_at)
             puts = plan_batch([received], retention_days=retention_days).puts
+            if postback.timestamp_derived:  # the consumer records an undated postback's first sighting
+                seen = {"pk": f"SEEN#{postback.semantic_key}", "sk": "SEEN", "type": "first_seen"}
+                puts[(seen["pk"], seen["sk"])] = seen
         clash = set(puts) & set(items)
         if clash:
             raise AssertionError(f"two postbacks of the corpus make the same item: {sorted(clash)[:3]}")
@@ -434,6 +437,9 @@ def comparable(item: dict[str, Any]) -> dict[str, Any]:
     if kept["pk"].startswith("QUARANTINE#"):
         kept.pop("first_seen", None)
         kept.pop("gsi1sk", None)
+    if kept["pk"].startswith("SEEN#"):  # an undated postback's first sighting: when, and when to forget it
+        kept.pop("first_seen", None)
+        kept.pop("expires_at", None)
     return kept
 
 

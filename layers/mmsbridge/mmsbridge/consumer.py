@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mmsbridge import envelope
-from mmsbridge.postback import PostbackError, parse_postback
+from mmsbridge.postback import Postback, PostbackError, parse_postback
 from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import Received, Rejected, plan_batch
+from mmsbridge.state_writes import Received, Rejected, iso, plan_batch
+
+# The provider retries a failed postback about every 5 minutes, 6 attempts at most (API.md 5.2): copies of
+# an undated postback received within an hour of the first are that postback again, later ones a new event.
+RETRY_WINDOW = timedelta(hours=1)
 
 
 @dataclass
@@ -35,6 +39,22 @@ def _received_at(value: str, fallback: datetime) -> datetime:
     except ValueError:
         return fallback
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _first_seen(
+    table: StateTable, postback: Postback, received_at: datetime, outcome: BatchOutcome
+) -> datetime:
+    """The time an undated postback (E101, N003, EMAIL_SUB: the provider sends none) is applied at: the
+    receipt of its first copy within the provider's retry window, so every retry and redelivery of it
+    writes the same items, and a retry that arrives after a later change does not overtake it."""
+    outcome.calls += 1
+    first = table.first_seen(
+        postback.semantic_key,
+        iso(received_at),
+        window_start=iso(received_at - RETRY_WINDOW),
+        expires_at=int((received_at + 2 * RETRY_WINDOW).timestamp()),
+    )
+    return datetime.fromisoformat(first.replace("Z", "+00:00"))
 
 
 def consume(
@@ -86,6 +106,14 @@ def consume(
             detail = f"{error} ({', '.join(error.detail)})" if error.detail else str(error)
             rejected.append(Rejected(record_id, queued.sha256, queued.key, error.reason, detail, received_at))
             continue
+        if postback.timestamp_derived:
+            try:
+                received_at = _first_seen(table, postback, received_at, outcome)
+            except Exception as error:  # the first sighting cannot be settled now: the record comes back
+                outcome.failed.add(record_id)
+                outcome.errors.append(f"{record_id}: first seen: {type(error).__name__}: {error}")
+                continue
+            postback = replace(postback, timestamp_utc=received_at)
         if postback.alert:
             outcome.alerts.append(f"{postback.origin} {postback.code} {postback.correlation_id}")
         received.append(Received(record_id, postback, queued.key, queued.sha256, received_at))
@@ -93,7 +121,7 @@ def consume(
     result = table.apply(plan_batch(received, rejected, retention_days=retention_days))
     outcome.failed |= result.failed_records
     outcome.errors += result.errors
-    outcome.calls = result.calls
+    outcome.calls += result.calls
     outcome.applied = sum(1 for r in received if r.record_id not in outcome.failed)
     outcome.quarantined = [r for r in rejected if r.record_id not in outcome.failed]
     return outcome

@@ -106,6 +106,29 @@ class StateTable:
             self._put_batch(chunk, [(item["pk"], item["sk"]) for item in chunk], result)
         return result.errors
 
+    def first_seen(self, key: str, received_at: str, *, window_start: str, expires_at: int) -> str:
+        """When the undated event `key` (a postback's semantic key) was first received: `received_at`, unless
+        a copy received at or after `window_start` was recorded first, whose time is then returned. One
+        conditional put; a record older than the window is replaced (the same content, sent again later, is
+        a new event)."""
+        item = {"pk": f"SEEN#{key}", "sk": "SEEN", "type": "first_seen", "first_seen": received_at}
+        try:
+            self._dynamodb.put_item(
+                TableName=self.name,
+                Item=to_dynamo({**item, "expires_at": expires_at}),
+                ConditionExpression="attribute_not_exists(pk) OR #first < :start",
+                ExpressionAttributeNames={"#first": "first_seen"},
+                ExpressionAttributeValues=to_dynamo({":start": window_start}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
+                raise
+            if "Item" not in error.response:  # DynamoDB returns it with ALL_OLD; without it, try again later
+                raise
+            return str(from_dynamo(error.response["Item"])["first_seen"])
+        return received_at
+
     def put_new(self, item: dict[str, Any]) -> None:
         """Put an item unless one with its key exists (ConditionalCheckFailedException otherwise)."""
         self._dynamodb.put_item(

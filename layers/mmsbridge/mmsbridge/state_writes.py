@@ -22,6 +22,7 @@ Keys (pk / sk):
   PASS#<id>            EVT#...                        wallet-pass events
   OTHER#<origin>#<id>  EVT#...                        unrecognised ORIGIN/CODE, kept with all fields
   QUARANTINE#<sha256>  Q                              a body that cannot be applied (gsi1: QUARANTINE)
+  SEEN#<semantic key>  SEEN                           an undated postback's first sighting (consumer.py)
 The open index (gsi1, OPEN#<shard>, sorted by time) lists SENT/SUBMITTED markers; the hourly stale check
 drops markers whose message has reached a final state, so the index holds only messages still open.
 """
