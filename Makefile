@@ -32,13 +32,14 @@ help:
 	@echo "make bench  the benchmarks, each with its baseline measured in the same run"
 	@echo "make fuzz   fuzz the parsers of outside input: hypothesis, then atheris (FUZZ_SECONDS per target, 60)"
 
-$(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
-	@py="$(PYTHON313)"; if [ -z "$$py" ]; then \
+# Sets $$py to Python 3.13, or says what to do and fails.
+NEED_PY313 = py="$(PYTHON313)"; if [ -z "$$py" ]; then \
 	  echo "mmsbridge needs Python 3.13 (the Lambda runtime's version) and found none." >&2; \
 	  echo "  with pyenv:  pyenv install 3.13   (then run make again)" >&2; \
-	  echo "  or point at one:  make PYTHON=/path/to/python3.13 ..." >&2; exit 1; fi; \
-	echo "setting up $(VENV) with $$py"; \
-	rm -rf $(VENV); "$$py" -m venv $(VENV)
+	  echo "  or point at one:  make PYTHON=/path/to/python3.13 ..." >&2; exit 1; fi
+
+$(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
+	@$(NEED_PY313); echo "setting up $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
 	@# The shared layer's package and the local stack import as they do on Lambda: from the path.
@@ -46,23 +47,23 @@ $(VENV)/.installed: requirements-dev.txt layers/mmsbridge/requirements.txt
 	echo "$(CURDIR)" >> "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/mmsbridge-dev.pth"
 	touch $@
 
-$(SAM_VENV)/.installed: requirements-sam.txt $(VENV)/.installed
-	@echo "setting up $(SAM_VENV) (the SAM CLI pins its own boto3)"
-	rm -rf $(SAM_VENV); "$$($(PY) -c 'import sys; print(sys._base_executable)')" -m venv $(SAM_VENV)
+$(SAM_VENV)/.installed: requirements-sam.txt
+	@$(NEED_PY313); echo "setting up $(SAM_VENV) (the SAM CLI pins its own boto3)"; \
+	  rm -rf $(SAM_VENV); "$$py" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-$(SCAN_VENV)/.installed: requirements-scan.txt $(VENV)/.installed
-	@echo "setting up $(SCAN_VENV) (checkov pins many packages of its own)"
-	rm -rf $(SCAN_VENV); "$$($(PY) -c 'import sys; print(sys._base_executable)')" -m venv $(SCAN_VENV)
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	@$(NEED_PY313); echo "setting up $(SCAN_VENV) (checkov pins many packages of its own)"; \
+	  rm -rf $(SCAN_VENV); "$$py" -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 	$(SCAN_VENV)/bin/python -m pip install -q -r requirements-scan.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-# The SAM CLI's and the scanners' environments are independent: built side by side (mostly downloads).
-setup: $(VENV)/.installed
-	@$(MAKE) --no-print-directory -j2 $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
+# The three environments are independent: built side by side (mostly downloads).
+setup:
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m local run

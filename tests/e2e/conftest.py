@@ -29,19 +29,19 @@ def start_local_stack(workdir: Path, *extra_args: str) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_stack_process(tmp_path_factory):
     started = start_local_stack(tmp_path_factory.mktemp("local-stack"))
     yield started
     started["stack"].stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def endpoints(local_stack_process):
     return local_stack_process["endpoints"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_aws(endpoints):
     with patched_environ(aws_environment(endpoints["aws_endpoint_url"], endpoints["region"])):
         return {name: boto3.client(name) for name in ("s3", "sqs", "dynamodb")}
