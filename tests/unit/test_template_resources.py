@@ -109,3 +109,16 @@ def test_the_outputs_name_the_endpoints_a_deployment_needs(template):
         template["Outputs"]
     )
     assert template["Parameters"]["PostbackToken"]["NoEcho"] is True
+
+
+def test_the_readme_documents_every_template_parameter_with_its_default(template):
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| Parameter | Default | Meaning |") :].split("\n\n")[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip() for line in table.splitlines()[2:]
+    }
+    assert set(rows) == set(template["Parameters"])
+    for name, parameter in template["Parameters"].items():
+        default = str(parameter.get("Default", ""))
+        if default and default.isdigit():
+            assert rows[name] == default, name
