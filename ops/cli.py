@@ -453,9 +453,12 @@ def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
             }
         )
         return OK
-    who = (
-        f"to {args.to}" if args.to is not None else f"from {args.sender}" if args.sender else "to any number"
-    )
+    if args.to is not None:
+        who = f"to {args.to}"
+    elif args.sender is not None:
+        who = f"from {args.sender}"
+    else:
+        who = "to any number"
     lines = [f"inbound messages {render.cell(who)}: {len(messages)} (newest first, at most {args.limit})"]
     for item in messages:
         when = item["time"] or "(undated)"

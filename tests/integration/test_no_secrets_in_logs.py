@@ -294,6 +294,15 @@ def send_event(sqs, aws_stack, request_id: str) -> dict:
             sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def send(sender, sqs, aws_stack, request_id: str) -> None:
+    """Invoke the sender on one request, then take the request off the session's send queue: one handed
+    back (throttled, refused) would come back later into other tests' queues."""
+    event = send_event(sqs, aws_stack, request_id)
+    sender.invoke(event)
+    (record,) = event["Records"]
+    sqs.delete_message(QueueUrl=aws_stack.queues()["SendQueue"].url, ReceiptHandle=record["receiptHandle"])
+
+
 def test_sends_accepted_and_failing_never_log_the_api_key(
     sender, simulator, secrets, sqs, aws_stack, captured
 ):
@@ -301,12 +310,12 @@ def test_sends_accepted_and_failing_never_log_the_api_key(
     run = uuid.uuid4().hex[:8]
 
     # The secret holds an old key: the provider refuses the account (E104) and the sender forgets the key.
-    sender.invoke(send_event(sqs, aws_stack, f"wrong-key-{run}"))
+    send(sender, sqs, aws_stack, f"wrong-key-{run}")
     refused = simulator.stats()
     # The key is replaced: the next call reads it afresh and is accepted.
     with captured.paused():
         secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=API_KEY)
-    sender.invoke(send_event(sqs, aws_stack, f"accepted-{run}"))
+    send(sender, sqs, aws_stack, f"accepted-{run}")
     # Then the provider's other answers, one request each: the key is sent with every call.
     faulted = {
         f"auth-error-{run}": Fault("answer", code="E104", count=1),
@@ -321,7 +330,7 @@ def test_sends_accepted_and_failing_never_log_the_api_key(
     }
     for request_id, fault in faulted.items():
         simulator.add_fault(fault)
-        sender.invoke(send_event(sqs, aws_stack, request_id))
+        send(sender, sqs, aws_stack, request_id)
     logged = captured.text()
 
     request_ids = [f"wrong-key-{run}", f"accepted-{run}", *faulted]

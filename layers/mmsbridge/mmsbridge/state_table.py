@@ -122,9 +122,8 @@ class StateTable:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"].get("Code") != "ConditionalCheckFailedException":
-                raise
-            if "Item" not in error.response:  # DynamoDB returns it with ALL_OLD; without it, try again later
+            failed_condition = error.response["Error"].get("Code") == "ConditionalCheckFailedException"
+            if not failed_condition or "Item" not in error.response:  # ALL_OLD returns the earlier record
                 raise
             return str(from_dynamo(error.response["Item"])["first_seen"])
         return received_at
