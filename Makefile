@@ -90,8 +90,11 @@ security: $(SCAN_VENV)/.installed
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(SCAN_VENV)/bin/bandit -c pyproject.toml -r -q functions layers/mmsbridge/mmsbridge local ops
 
+# Two workers: most tests wait on a local stack or a queue, so two share two cores well; a file's tests stay
+# on one worker, with its fixtures. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: setup lint template-check security
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py

@@ -87,8 +87,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """The first test of this directory starts the stack booting, so that it does not idle beside others."""
-    if _wanted.pop("stack", False):
+    """The first test of this directory starts the stack booting, so that it does not idle beside others.
+    Not on a pytest-xdist worker: the tests that use it may run on the other worker."""
+    if _wanted.pop("stack", False) and "PYTEST_XDIST_WORKER" not in os.environ:
         _early["stack"] = launch()
         item.config.add_cleanup(lambda: _early and _early.pop("stack").stop())
 
