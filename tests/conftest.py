@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -10,9 +13,24 @@ import pytest
 from local import stack as local_stack
 from local.moto import MotoServer
 from local.runtime import patched_environ
+from mmsbridge import envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "provider" / "samples"
+
+
+def ingest_record(body: bytes, received_at: datetime) -> dict:
+    """The postback-queue record the ingest would have produced for `body` received at `received_at`."""
+    sha = hashlib.sha256(body).hexdigest()
+    message = envelope.encode(
+        key=f"raw/{sha}.xml",
+        sha256=sha,
+        body=body,
+        received_at=received_at,
+        source_ip="34.198.230.58",
+        request_id="req-1",
+    )
+    return {"messageId": str(uuid.uuid4()), "body": message}
 
 
 @pytest.fixture(scope="session")

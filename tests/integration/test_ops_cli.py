@@ -25,7 +25,7 @@ from ops import replay as ops_replay
 from ops import resources as ops_resources
 from ops.cli import main
 from ops.progress import Progress
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, ingest_record
 
 POSTBACKS = SAMPLES / "postbacks"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -73,20 +73,6 @@ def archive(s3, bucket: str, body: bytes, *, received_at: datetime | None, reque
         metadata["received-at"] = received_at.isoformat()
     s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
     return key
-
-
-def ingest_record(body: bytes, received_at: datetime) -> dict:
-    """The queue record the ingest would have produced for `body`."""
-    sha = hashlib.sha256(body).hexdigest()
-    message = envelope.encode(
-        key=f"raw/{sha}.xml",
-        sha256=sha,
-        body=body,
-        received_at=received_at,
-        source_ip="34.198.230.58",
-        request_id="req-1",
-    )
-    return {"messageId": str(uuid.uuid4()), "body": message}
 
 
 def apply(table, *bodies: bytes, received_at: datetime = NOW, quarantined: int = 0) -> None:

@@ -4,7 +4,6 @@ that arrives after a later change does not overtake it."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from local import faults
-from mmsbridge import envelope
 from mmsbridge.consumer import consume
 from mmsbridge.state_table import StateTable
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, ingest_record
 
 T1 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -34,17 +32,13 @@ def email_sub(code: str, email: str) -> bytes:
 
 def delivered(table: StateTable, body: bytes, received_at: datetime):
     """One copy of `body` as the ingest would queue it, received at `received_at`, through the consumer."""
-    sha = hashlib.sha256(body).hexdigest()
-    message = envelope.encode(
-        key=f"raw/{sha}.xml",
-        sha256=sha,
-        body=body,
-        received_at=received_at,
-        source_ip="127.0.0.1",
-        request_id="r",
+    return consume(
+        [ingest_record(body, received_at)],
+        table=table,
+        fetch=lambda key: b"",
+        now=received_at,
+        retention_days=400,
     )
-    record = {"messageId": str(uuid.uuid4()), "body": message}
-    return consume([record], table=table, fetch=lambda key: b"", now=received_at, retention_days=400)
 
 
 def changes(table: StateTable, email: str) -> list[dict]:
