@@ -178,8 +178,8 @@ def test_dynamodb_throttling_and_errors_on_the_senders_writes_lose_nothing_and_s
     """A share of PutItem (ledger claims and outcomes), UpdateItem (the limiter) and BatchWriteItem (outbound
     records) is throttled or fails. botocore retries them (standard mode, 3 attempts); what still fails fails
     the record: it is handed back, or at most once ends OUTCOME_UNKNOWN when the failed write came after the
-    provider call (found once the attempt's lease is over), or goes to the DLQ with the error as its reason on
-    its 5th receive. Never called twice, never lost."""
+    provider call (found once the attempt's lease is over), or goes to the DLQ with the error as its reason at
+    its 5th error. Never called twice, never lost."""
     rig = send_path.scenario(seed=5)
     seeds = iter(range(5000, 6000))
     injected: list[boto_faults.FaultStats] = []

@@ -454,18 +454,44 @@ def test_a_connection_refused_is_transient_and_safe_to_retry(harness, table):
     assert SendLedger(table).get(request["request_id"])["status"] == "RETRY"
 
 
-def test_an_unexpected_error_goes_to_the_dlq_after_a_few_receives(harness, monkeypatch):
+def test_an_unexpected_error_goes_to_the_dlq_at_the_fifth_error_of_its_message(harness, monkeypatch):
     def broken(self, mobile):
         raise RuntimeError("table unavailable")
 
     monkeypatch.setattr(StateTable, "suppressed", broken)
     m = message(sms())
-    (first,) = run(harness.sender(), m)
-    assert (first.outcome, first.disposition) == ("error", Disposition.RETRY)
-    m.receive_count = 5
-    (last,) = run(harness.sender(), m)
-    assert last.disposition is Disposition.DEAD_LETTER
-    assert "table unavailable" in last.reason
+    results = [run(harness.sender(), m)[0] for _ in range(5)]
+    assert [(r.outcome, r.disposition) for r in results[:4]] == [("error", Disposition.RETRY)] * 4
+    assert results[4].disposition is Disposition.DEAD_LETTER
+    assert "failed 5 times; last error RuntimeError: table unavailable" in results[4].reason
+
+
+def test_receives_that_were_not_errors_do_not_count_towards_the_dlq(harness, simulator, monkeypatch):
+    m = message(sms())
+    m.receive_count = 40  # handed back for throttling many times (E113), never an error
+    simulator.add_fault(Fault("answer", code="E113", count=1))
+    (throttled,) = run(harness.sender(), m)
+    assert throttled.outcome == "throttled"
+
+    def broken(self, mobile):
+        raise RuntimeError("a passing fault")
+
+    monkeypatch.setattr(StateTable, "suppressed", broken)
+    m.receive_count = 41
+    (first_error,) = run(harness.sender(), m)
+    assert (first_error.outcome, first_error.disposition) == ("error", Disposition.RETRY)
+
+
+def test_when_the_error_count_cannot_be_written_the_record_is_handed_back(harness, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(StateTable, "suppressed", broken)
+    monkeypatch.setattr(SendLedger, "count_error", broken)
+    m = message(sms())
+    m.receive_count = 9
+    (result,) = run(harness.sender(), m)
+    assert (result.outcome, result.disposition) == ("error", Disposition.RETRY)
 
 
 def test_the_ledger_never_holds_the_api_key(harness, table, simulator):

@@ -77,6 +77,18 @@ class SendLedger:
             if not _conditional_failure(error):
                 raise
 
+    def count_error(self, message_id: str, now: datetime, *, keep_s: int) -> int:
+        """Count one unexpected error of the send-queue message `message_id` (stable across its receives,
+        unlike its receive count, which throttled and deferred hand-backs raise too); the count so far."""
+        item = self._dynamodb.update_item(
+            TableName=self._table.name,
+            Key=to_dynamo({"pk": f"SENDERR#{message_id}", "sk": "ERRORS"}),
+            UpdateExpression="ADD errors :one SET expires_at = :expires",
+            ExpressionAttributeValues=to_dynamo({":one": 1, ":expires": int(now.timestamp()) + keep_s}),
+            ReturnValues="UPDATED_NEW",
+        )["Attributes"]
+        return int(from_dynamo(item)["errors"])
+
     # -- claiming -----------------------------------------------------------------------------------
     def claim(
         self,

@@ -68,7 +68,7 @@ class SenderSettings:
     media_preflight: bool = False
     default_country_code: str | None = None
     retention_days: int = 0
-    poison_receives: int = 5  # an unexpected error this many receives in a row: to the DLQ
+    poison_errors: int = 5  # a message that met an unexpected error this many times: to the DLQ
     throttled: Backoff = Backoff(1.0, 300.0)
     transient: Backoff = Backoff(2.0, 300.0)
     account: Backoff = Backoff(30.0, 900.0)
@@ -129,6 +129,8 @@ class _Record:
 
 _STOP_BACKOFF: Final = {"throttled": "throttled", "account": "account", "unreachable": "transient"}
 _HELD_BACK: Final = frozenset({"throttled", "account"})  # not dead-lettered before max_throttled_s
+# How long a send-queue message's error count is kept: the send queue's message retention (4 days).
+_ERROR_COUNT_KEEP_S: Final = 4 * 86400
 
 
 class Sender:
@@ -184,13 +186,21 @@ class Sender:
 
     def _failed(self, record: _Record, error: Exception) -> RecordResult:
         detail = f"{type(error).__name__}: {str(error)[:300]}"
-        if record.receive_count >= self.settings.poison_receives:
+        try:
+            errors = self._ledger.count_error(
+                record.message_id, datetime.fromtimestamp(self._clock(), UTC), keep_s=_ERROR_COUNT_KEEP_S
+            )
+        except (
+            Exception
+        ):  # the table may be what failed: hand back; the queue's maxReceiveCount is a backstop
+            errors = 0
+        if errors >= self.settings.poison_errors:
             return RecordResult(
                 record.message_id,
                 record.receipt_handle,
                 Disposition.DEAD_LETTER,
                 "error",
-                reason=f"failed {record.receive_count} times; last error {detail}",
+                reason=f"failed {errors} times; last error {detail}",
             )
         return self._hand_back(record, "error", "transient", reason=detail)
 
