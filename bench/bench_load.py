@@ -40,7 +40,7 @@ from mmsbridge.state_table import StateTable
 SAMPLES = ROOT.parent / "shared" / "provider" / "samples" / "postbacks"
 TRACKING = re.compile(rb"<TRACKINGID>[^<]*</TRACKINGID>")
 ATTEMPTS = 5
-REQUEST_TIMEOUT_S = 10.0  # what the provider waits for an answer (API.md)
+REQUEST_TIMEOUT_S = 10.0  # what the provider waits for an answer (docs/provider-protocol.md)
 
 
 def postbacks(count: int, seed: int = 11) -> tuple[list[bytes], list[str]]:

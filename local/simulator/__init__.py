@@ -1,4 +1,5 @@
-"""A stand-in for the SMS/MMS provider (Skycore Messaging API v1, API.md) on loopback, for tests, benchmarks
+"""A stand-in for the SMS/MMS provider (Skycore Messaging API v1, docs/provider-protocol.md) on loopback, for
+tests, benchmarks
 and the local stack.
 
     with ProviderSimulator(api_key="TEST-KEY", postback_url="http://127.0.0.1:3000/postback/x") as sim:
@@ -30,7 +31,7 @@ Control API (JSON, under the same base URL):
   already has.
 - `POST /_sim/reset`: forget calls, stats, faults, throughput window, queued postbacks, saved templates.
 
-Decisions where API.md is silent:
+Decisions where the protocol reference (docs/provider-protocol.md) is silent:
 
 - Checks run in this order: document (E100/E108), key (E102, E104), action (missing E101, unknown E107),
   throughput (E113), then the action's rules, addressing first; the template's state comes last, so E626

@@ -1,4 +1,5 @@
-"""The account's postback queue (API.md §5.2): one sender thread delivers notifications one at a time, in
+"""The account's postback queue (docs/provider-protocol.md §5.2): one sender thread delivers notifications
+one at a time, in
 due-time order, over a keep-alive session. A delivery not answered HTTP 200 in time is retried every
 `retry_interval_s`, at most `max_retries` times; then it is given up (and logged)."""
 

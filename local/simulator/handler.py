@@ -103,7 +103,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _api(self) -> None:
         client = self.client_address[0]
         if self.command != "POST":
-            # The project never uses GET: it would put the key into URLs and logs (API.md §1).
+            # The project never uses GET: it would put the key into URLs and logs (docs/provider-protocol.md
+            # §1).
             self.close_connection = True
             self.simulator.record_refused(self.command, client)
             body = failure_response(ApiError("E100", "Only POST is supported."))

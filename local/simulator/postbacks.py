@@ -1,4 +1,5 @@
-"""The postback documents the simulator sends (API.md §3.2, §3.3, §3.4, §3.6) and when it sends them.
+"""The postback documents the simulator sends (docs/provider-protocol.md §3.2, §3.3, §3.4, §3.6) and when it
+sends them.
 
 Pure: a `Postback` is built from facts and a time, and rendered in the v1 upper-case dialect (the default) or
 the hyphenated lower-case one. Every body starts with `<?xml version='1.0'?>` and carries US Eastern times.
@@ -61,7 +62,8 @@ _DETAILS: Final = {
 DEFAULT_SPID: Final = "0001890"
 HANDSET: Final = "samsung_sm-s911u"
 
-# Hyphenated names where lower-casing alone is not the rule (API.md §3.4); AGGREGATORID is not sent there.
+# Hyphenated names where lower-casing alone is not the rule (docs/provider-protocol.md §3.4); AGGREGATORID is
+# not sent there.
 _HYPHENATED_NAMES: Final = {
     "SENTAS": "sent-as",
     "MMSID": "mms-id",

@@ -1,4 +1,4 @@
-"""The provider's API as the simulator reads and answers it (API.md §1, §2, §2.5, §5).
+"""The provider's API as the simulator reads and answers it (docs/provider-protocol.md §1, §2, §2.5, §5).
 
 Pure: bytes in, values or bytes out. State the checks need (templates, the account's senders) comes in as
 arguments. A request that fails a check raises `ApiError` with the provider's code; the caller turns it into
@@ -302,7 +302,8 @@ def _media_url(element: Element, slide_number: int) -> str:
 
 
 def _check_composition(kinds: Counter[str], number: int) -> None:
-    """API.md §5.4: one object alone (with text), no audio+video, video only with text, no repeats."""
+    """docs/provider-protocol.md §5.4: one object alone (with text), no audio+video, video only with text, no
+    repeats."""
     objects = sum(kinds[name] for name in _OBJECTS)
     media = sum(kinds[name] for name in _MEDIA)
     if objects > 1:
@@ -397,7 +398,8 @@ def validate(
     senders: frozenset[str] | None = None,
     campaign_check: bool = False,
 ) -> Accepted:
-    """Apply `action`'s rules (API.md §2, §5). Raises ApiError with the first problem found."""
+    """Apply `action`'s rules (docs/provider-protocol.md §2, §5). Raises ApiError with the first problem
+    found."""
     operator_id = request.value("OPERATORID")
     if action is Action.SAVE_MMS:
         media = _mms_content(request, no_subject_code="E314")

@@ -1,4 +1,5 @@
-"""The account's throughput limit (API.md §4.2): at most `limit` calls in any sliding window of `window_s`,
+"""The account's throughput limit (docs/provider-protocol.md §4.2): at most `limit` calls in any sliding
+window of `window_s`,
 counted across every client. A call over the limit is rejected (E113), never queued, and does not use up
 the window. Counted over all actions together (`per_action=False`, the default) or per action."""
 

@@ -1,10 +1,12 @@
 """The receive path's fault matrix, its three parts: a corpus of postbacks as the provider sends them, the
-provider's side of the HTTP exchange (retry until 200, bounded as in API.md §5.2), and the audit of what
+provider's side of the HTTP exchange (retry until 200, bounded as in docs/provider-protocol.md §5.2), and the
+audit of what
 went in against what came out (S3 archive, DynamoDB state, postback queue and its DLQ).
 
 The audit has two oracles. The exact one is the fault-free table: every item the consumer's own planner
 (`plan_batch`) makes of the corpus, compared with the table item for item, so a missing, extra or altered
-item shows whatever its kind. The independent one is API.md itself: §3.8's ranks give each message's final
+item shows whatever its kind. The independent one is the protocol reference itself: §3.8's ranks give each
+message's final
 state, every report is one history event, every inbound message one record, the latest SUB change the
 subscription and the suppression.
 """
@@ -458,7 +460,7 @@ class Audit:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)  # items that differ from the fault-free table
-    semantics: list[str] = field(default_factory=list)  # disagreements with API.md's rules
+    semantics: list[str] = field(default_factory=list)  # disagreements with the protocol reference's rules
     wrongly_quarantined: list[str] = field(default_factory=list)
     queue_left: int = 0
     dlq_left: int = 0
@@ -631,7 +633,8 @@ def audit(
 
 
 def semantic_disagreements(corpus: Corpus, table: StateTable) -> list[str]:
-    """Where the table disagrees with API.md's own rules for the corpus (independent of the planner)."""
+    """Where the table disagrees with the protocol reference's own rules for the corpus (independent of the
+    planner)."""
     problems: list[str] = []
     for tracking_id, codes in corpus.report_codes.items():
         message = table.message(tracking_id)

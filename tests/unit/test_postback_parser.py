@@ -1,4 +1,5 @@
-"""parse_postback: the provider's sample postbacks, legacy envelopes, and every rejection (API.md §3)."""
+"""parse_postback: the provider's sample postbacks, legacy envelopes, and every rejection
+(docs/provider-protocol.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Message state ranking (API.md §3.8) and the ORIGIN/CODE catalogue (§3.2)."""
+"""Message state ranking (docs/provider-protocol.md §3.8) and the ORIGIN/CODE catalogue (§3.2)."""
 
 from __future__ import annotations
 

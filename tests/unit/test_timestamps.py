@@ -1,4 +1,4 @@
-"""Provider timestamps (API.md §3.6)."""
+"""Provider timestamps (docs/provider-protocol.md §3.6)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ from mmsbridge.postback import Postback, PostbackError, parse_postback
 from mmsbridge.state_table import StateTable
 from mmsbridge.state_writes import Received, Rejected, iso, plan_batch
 
-# The provider retries a failed postback about every 5 minutes, 6 attempts at most (API.md 5.2): copies of
+# The provider retries a failed postback about every 5 minutes, 6 attempts at most (docs/provider-protocol.md
+# §5.2): copies of
 # an undated postback received within an hour of the first are that postback again, later ones a new event.
 RETRY_WINDOW = timedelta(hours=1)
 

@@ -1,4 +1,5 @@
-"""Phone numbers in the provider's international format (API.md §5.1): country code plus national number,
+"""Phone numbers in the provider's international format (docs/provider-protocol.md §5.1): country code plus
+national number,
 digits only, no `+`, no `00`/`011` dialling prefix.
 
 The rule is "never guess": input that cannot be read as an international number without inventing a

@@ -1,4 +1,5 @@
-"""Provider postback bytes → an immutable, classified `Postback` (API.md §3), or a `PostbackError`.
+"""Provider postback bytes → an immutable, classified `Postback` (docs/provider-protocol.md §3), or a
+`PostbackError`.
 
 `parse_postback` is pure: no I/O, no clock (the receipt time is passed in), and hostile input cannot make it
 hang, recurse, expand entities, read a file or raise anything but `PostbackError`, whose `.reason` is a stable

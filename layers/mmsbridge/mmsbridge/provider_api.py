@@ -1,4 +1,5 @@
-"""The provider's HTTP XML API (API.md §1, §2, §4): request XML per action, response parsing, error classes.
+"""The provider's HTTP XML API (docs/provider-protocol.md §1, §2, §4): request XML per action, response
+parsing, error classes.
 
 Pure: bytes in, bytes or values out. The HTTP call itself belongs to an adapter, which turns connection
 problems into `transport_failure_result(kind)` so that every outcome reaches the sender as a
@@ -76,7 +77,7 @@ def _escape(text: str) -> str:
 
 
 def _add(children: list[_Node], tag: str, value: str | int | None) -> None:
-    """Append a text element, leaving it out when it has no value (API.md §1)."""
+    """Append a text element, leaving it out when it has no value (docs/provider-protocol.md §1)."""
     if value is None or value == "":
         return
     children.append((tag, str(value)))
@@ -122,7 +123,8 @@ def _mms_content(children: list[_Node], content: SendMMS | SaveMMS) -> None:
 
 
 def _action_children(request: SendSMS | SendMMS | SendSavedMMS | SaveMMS) -> list[_Node]:
-    """The action's elements in the order of its API.md §2 table (order is not significant to the API)."""
+    """The action's elements in the order of its docs/provider-protocol.md §2 table (order is not significant
+    to the API)."""
     match request:
         case SendSMS():
             children = _addressing(request)
@@ -267,7 +269,8 @@ _PERMANENT_RANGES: Final = ((223, 230), (301, 304), (311, 314), (331, 338), (351
 
 
 def classify_error_code(code: str | None) -> ErrorClass:
-    """The class of an API `RESPONSE/ERRORCODE` (API.md §4.1). Unlisted or missing codes are UNKNOWN.
+    """The class of an API `RESPONSE/ERRORCODE` (docs/provider-protocol.md §4.1). Unlisted or missing codes
+    are UNKNOWN.
 
     Only for response codes: postback `CODE`s are a different namespace (§3.7).
     """
@@ -285,7 +288,7 @@ def classify_error_code(code: str | None) -> ErrorClass:
 
 
 class TransportFailure(StrEnum):
-    """Ways a call can fail without a usable API response (API.md §4.3)."""
+    """Ways a call can fail without a usable API response (docs/provider-protocol.md §4.3)."""
 
     CONNECT_ERROR = "connect_error"  # DNS failure, connection refused: the request never left
     CONNECT_TIMEOUT = "connect_timeout"  # no connection within the timeout: the request never left
@@ -315,7 +318,7 @@ _NEVER_SENT: Final = frozenset(
 
 
 def classify_transport(kind: TransportFailure | str) -> TransportOutcome:
-    """The class of a transport-level failure (API.md §4.3).
+    """The class of a transport-level failure (docs/provider-protocol.md §4.3).
 
     Failures before the request was sent are TRANSIENT and safe to retry. A 4xx without an API error is
     AUTH_CONFIG; a 3xx is AUTH_CONFIG too (wrong URL), flagged outcome-unknown since the server did answer.
@@ -376,7 +379,8 @@ def transport_failure_result(
 
 
 def normalise_name(name: str) -> str:
-    """API.md §3.4: upper-case and remove `-` and `_` (`tracking-id`, `TRACKINGID` -> `TRACKINGID`)."""
+    """docs/provider-protocol.md §3.4: upper-case and remove `-` and `_` (`tracking-id`, `TRACKINGID` ->
+    `TRACKINGID`)."""
     return name.upper().replace("-", "").replace("_", "")
 
 
@@ -416,7 +420,8 @@ def _scrub(value: str | None, api_key: str | None) -> str | None:
 
 
 def parse_response(body: bytes | None, *, http_status: int, api_key: str | None = None) -> ProviderResult:
-    """Turn one HTTP answer into a ProviderResult (API.md §2.5, §4.3). Never raises for any body.
+    """Turn one HTTP answer into a ProviderResult (docs/provider-protocol.md §2.5, §4.3). Never raises for
+    any body.
 
     - 5xx: TRANSIENT, outcome unknown. 3xx and 1xx: see `classify_transport`.
     - 4xx: classified by the body's ERRORCODE when it is an API response carrying one, else AUTH_CONFIG.

@@ -31,7 +31,8 @@ CONNECT_TIMEOUT_S: Final = 3.05
 READ_TIMEOUT_S: Final = 10.0
 PREFLIGHT_TIMEOUT_S: Final = (2.0, 3.0)
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
-# What the provider accepts as media (API.md §5.4); application/octet-stream is refused on purpose.
+# What the provider accepts as media (docs/provider-protocol.md §5.4); application/octet-stream is refused on
+# purpose.
 MEDIA_TYPES: Final = frozenset(
     {
         "image/gif",
@@ -154,7 +155,8 @@ class ProviderClient:
 def media_problem(
     status: int, headers: requests.structures.CaseInsensitiveDict | dict
 ) -> tuple[str, str] | None:
-    """Pure check of a media HEAD answer (API.md §5.5): 2xx, a supported Content-Type, a Content-Length."""
+    """Pure check of a media HEAD answer (docs/provider-protocol.md §5.5): 2xx, a supported Content-Type, a
+    Content-Length."""
     if 500 <= status <= 599:
         return "transient", f"HTTP {status}"
     if not 200 <= status <= 299:

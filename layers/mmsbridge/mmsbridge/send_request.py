@@ -15,7 +15,8 @@ Field names are fixed (upstream producers rely on them). Common to every action:
 `sendSMS`: `text` (required, 1-160 characters, counted as Unicode code points).
 
 `sendSavedMMS`: `mms_id` (required; digit string or non-negative integer, kept as a string);
-`fallback_sms_text` (**required**: API.md §2.3 says always send it; 1-160 characters); `custom_subject`
+`fallback_sms_text` (**required**: docs/provider-protocol.md §2.3 says always send it; 1-160 characters);
+`custom_subject`
 (optional, ≤ 80 printable ASCII); `custom_text` (optional object: slide number 1-8, as `"1"` or `1`, to
 text of 1-5000 characters); `data` (optional object: merge variable name to string value, see below);
 `disable_fallback_sms`, `disable_fallback_sms_link` (optional booleans, default false).
@@ -478,7 +479,7 @@ def _media_url(value: object, field: str, slot: str, errors: _Errors) -> str | N
         problems.append("must include the path to the file")
     if "?" in url:
         problems.append(
-            "must not carry a query string: the provider may strip it (API.md §5.5); "
+            "must not carry a query string: the provider may strip it (docs/provider-protocol.md §5.5); "
             "put ids, cache busters or signatures in the path"
         )
     if "#" in url:

@@ -6,7 +6,8 @@ preflight -> a slot from the shared limiter -> one provider call -> the outcome 
 as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility timeout) or DEAD_LETTER
 (to the send DLQ with its reason). The handler turns those into SQS calls and a partial batch response.
 
-Error classes (API.md §4): THROTTLE stops the batch (this record and every unsent one come back after a
+Error classes (docs/provider-protocol.md §4): THROTTLE stops the batch (this record and every unsent one come
+back after a
 jittered backoff, never dead-lettered before `max_throttled_s`); AUTH_CONFIG stops the batch too (alarm
 metric; the messages wait for the fix); TRANSIENT retries with backoff up to `max_attempts` calls, except an
 outcome-unknown failure, which at most once is final (OUTCOME_UNKNOWN); PERMANENT and UNKNOWN are FAILED.

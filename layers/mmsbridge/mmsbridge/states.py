@@ -1,4 +1,5 @@
-"""Message state ranking (API.md §3.8) and the postback ORIGIN/CODE catalogue (§3.2), as data.
+"""Message state ranking (docs/provider-protocol.md §3.8) and the postback ORIGIN/CODE catalogue (§3.2), as
+data.
 
 The catalogue classifies a postback's `CODE` (or `STATUSCODE`) only. API `RESPONSE/ERRORCODE` values live in
 a separate table (§4): the same string means different things in the two namespaces (§3.7), so the two must

@@ -1,4 +1,4 @@
-"""Provider timestamps (API.md §3.6) → timezone-aware UTC datetimes.
+"""Provider timestamps (docs/provider-protocol.md §3.6) → timezone-aware UTC datetimes.
 
 Forms seen: `2024-03-14T10:02:11-04:00`, `2024-03-14T10:02:11.482913-04:00`, `2024-03-14T10:02:11-04` and the
 legacy `2011-05-09 16:40:02.518224-04`; `Z` is accepted too. The offsets are US Eastern local time, so a value
