@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_writes import iso
-from ops import render, reports, sends
+from ops import markers, render, reports, sends
 from ops.replay import ARCHIVE_PREFIX, Replayer, ReplayResult, read_keys_file
 from ops.resources import ConfigError, Resources, resolve
 from ops.send_dlq import SendDLQ
@@ -123,9 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "message",
         run_message,
         "a sent message's current state and its full event history",
-        "State, state code and time, sent time, carrier, sent-as, failure reason, conflict (two different\n"
-        "final reports), terminal codes, to/from, MMS id and the sender's fields; then every event in\n"
-        "provider-time order with its code, state, failure reason and the S3 key of its raw postback.\n"
+        "State, state code and time, sent time, carrier, sent-as, failure reason, the provider's status\n"
+        "details, conflict (two different final reports), terminal codes, to/from, MMS id and the sender's\n"
+        "fields; then every event in provider-time order with its code, state, failure reason, status\n"
+        "details and the S3 key of its raw postback.\n"
         "Exit 1 when the table knows nothing of TRACKINGID.",
     )
     message.add_argument("tracking_id", metavar="TRACKINGID")
@@ -207,6 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     replay.set_defaults(check=lambda args: _check_replay(replay, args))
+
+    prune_markers = command(
+        "prune-markers",
+        run_prune_markers,
+        "remove message state markers that no stored event stands behind (after a replay re-read them)",
+        "A message's state is its highest-ranked marker, and markers are only ever added. When the parser\n"
+        "reads a code differently (an N102 whose STATUS is `Message Sent/Expired` is UNDELIVERED, not\n"
+        "DELIVERED), `replay` rewrites the event with today's state and adds the right marker, but the old\n"
+        "one still ranks higher. This deletes every state marker whose code and state no event of its\n"
+        "message carries (the sender's SUBMITTED marker is never touched), and prints each message's state\n"
+        "afterwards.\n"
+        "\n"
+        "Repair, in order: replay the postbacks (e.g. `replay --since ...`), wait until the postback queue\n"
+        "is empty, then `prune-markers`. Without --tracking-id it scans the table once for messages with a\n"
+        "postback's marker. Safe to repeat.",
+    )
+    prune_markers.add_argument(
+        "--tracking-id", action="append", dest="tracking_ids", metavar="TRACKINGID", help="only this message"
+    )
+    prune_markers.add_argument("--dry-run", action="store_true", help="list what would be removed")
 
     request = command(
         "request",
@@ -403,6 +424,7 @@ def _message_text(document: dict[str, Any]) -> str:
         ("from", document["from"]),
         ("mms id", document["mms_id"]),
         ("failure reason", document["failure_reason"]),
+        ("status details", document["status_details"]),
         ("conflict", conflict or False),
         ("terminal codes", document["terminal_codes"]),
         ("state raw key", document["state_raw_key"]),
@@ -417,12 +439,13 @@ def _message_text(document: dict[str, Any]) -> str:
             event["code"],
             event["state"],
             event["failure_reason"],
+            event["status_details"],
             event["raw_key"],
         ]
         for event in history
     ]
     if rows:
-        lines.append(render.table(["TIME", "CODE", "STATE", "FAILURE", "RAW KEY"], rows))
+        lines.append(render.table(["TIME", "CODE", "STATE", "FAILURE", "STATUS DETAILS", "RAW KEY"], rows))
     return "\n".join(lines)
 
 
@@ -606,6 +629,20 @@ def run_replay(args: argparse.Namespace, resources: Resources) -> int:
     else:
         _print(_replay_text(result))
     return result.exit_code
+
+
+def run_prune_markers(args: argparse.Namespace, resources: Resources) -> int:
+    result = markers.prune(resources.table, args.tracking_ids, dry_run=args.dry_run)
+    if args.json:
+        _print_json(result.to_json())
+        return OK
+    verb = "would remove" if result.dry_run else "removed"
+    lines = [f"prune-markers: {len(result.removed)} marker(s) {verb}, {result.messages} message(s) examined"]
+    rows = [[r["tracking_id"], r["marker"], r["marker_state"], r["state_after"]] for r in result.removed]
+    if rows:
+        lines.append(render.table(["TRACKINGID", "MARKER", "MARKER STATE", "STATE AFTER"], rows))
+    _print("\n".join(lines))
+    return OK
 
 
 def _read_lines(path: str) -> list[str]:

@@ -31,6 +31,7 @@ MESSAGE_FIELDS = (
     "carrier",
     "sent_as",
     "failure_reason",
+    "status_details",
     "conflict",
     "terminal_codes",
     "to",
@@ -115,6 +116,7 @@ def message(table: StateTable, tracking_id: str) -> dict[str, Any] | None:
 
 
 def _event(item: dict[str, Any]) -> dict[str, Any]:
+    fields = item.get("fields") or {}
     return {
         "timestamp": item.get("timestamp_utc"),
         "timestamp_raw": item.get("timestamp_raw"),
@@ -122,6 +124,8 @@ def _event(item: dict[str, Any]) -> dict[str, Any]:
         "code": item.get("code"),
         "state": item.get("state"),
         "failure_reason": item.get("failure_reason"),
+        "status": fields.get("STATUS"),
+        "status_details": fields.get("STATUSDETAILS"),
         "raw_key": item.get("raw_key"),
         "sha256": item.get("sha256"),
     }

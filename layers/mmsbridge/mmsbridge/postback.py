@@ -142,6 +142,7 @@ _FAILURE_REASONS: Final = {
     "rejected": "Rejected",
     "failed": "Failed",
     "notsupported": "NotSupported",
+    "undelivered": "Undelivered",
 }
 
 # Tag spelling → normalised name. Bounded, so a stream of invented names cannot grow it without limit;
@@ -207,10 +208,12 @@ class Postback:
     extras              legacy envelope data: NOTIFICATION attributes (`ID`, `CREATED`), `HISTORYID`, and
                         an attribute-only STATUS element's attributes as `STATUS.<NAME>`.
     tracking_id, mms_id TRACKINGID and MMSID from `fields`.
-    state               the message state a delivery code sets (§3.8), else None.
-    template_state      READY / BROKEN for N003 / E002, E003, else None.
-    failure_reason      for failure codes, the part of STATUS after `/` (`Expired`, `NotSupported`, ...).
-    via_link            MMS_MT N102/N202 delivered as an SMS link (SENTAS=SMS).
+    state               the message state a delivery code sets (§3.8), else None. N102/N202 set DELIVERED,
+                        or UNDELIVERED when their STATUS names a failure (`Message Sent/Expired`).
+    template_state      READY / BROKEN for N003 / E002, E003, E004, else None.
+    failure_reason      for failure codes and failed N102/N202, the part of STATUS after `/` (`Expired`,
+                        `NotSupported`, ...).
+    via_link            MMS_MT N102/N202 reported for an SMS link (SENTAS=SMS), delivered or not.
     alert               E999: tell an operator.
     subscribed          SUB / EMAIL_SUB: True on N301/N303, False on N302/N304, else None.
     pass_ok             GENERATE_PASS: True on N801, False on N802/N803/N811, else None.
@@ -469,11 +472,15 @@ def _classify(
             timestamp_utc,
             timestamp_derived,
         )
-    if origin == "MMS_MT" and (code == "N102" or code == "N202"):
-        sent_as = fields.get("SENTAS")
-        via_link = sent_as is not None and sent_as.upper() == "SMS"
-    else:
-        via_link = False
+    state, failure_reason = info.state, _failure_reason(fields.get("STATUS")) if info.failure else None
+    via_link = False
+    if info.by_status:
+        reported = _reported_failure(fields.get("STATUS"))
+        if reported is not None:
+            state, failure_reason = MessageState.UNDELIVERED, reported
+        if origin == "MMS_MT":
+            sent_as = fields.get("SENTAS")
+            via_link = sent_as is not None and sent_as.upper() == "SMS"
     return _new_postback(
         origin,
         code,
@@ -484,9 +491,9 @@ def _classify(
         extras,
         fields.get("TRACKINGID"),
         fields.get("MMSID"),
-        info.state,
+        state,
         info.template_state,
-        _failure_reason(fields.get("STATUS")) if info.failure else None,
+        failure_reason,
         via_link,
         info.alert,
         info.subscribed,
@@ -666,6 +673,18 @@ def _lift_legacy_body(nodes: list[_Node], extras: dict[str, str]) -> list[_Node]
         if node[_ATTRS] and normalise_name(node[_TAG]) == "STATUS":
             _put_attributes(extras, "STATUS.", node[_ATTRS])
     return lifted
+
+
+def _reported_failure(status: str | None) -> str | None:
+    """The failure a delivery report's STATUS names (`Message Sent/Expired` → `Expired`), or None.
+
+    Only the documented failure texts count: `/Delivered`, an empty or missing STATUS and any text that is
+    not one of them leave the report a delivery (§3.2).
+    """
+    if status is None:
+        return None
+    _, slash, after = status.partition("/")
+    return _FAILURE_REASONS.get("".join((after if slash else status).split()).casefold())
 
 
 def _failure_reason(status: str | None) -> str | None:

@@ -218,6 +218,7 @@ class StateTable:
             view["sent_at"] = sent["at"]
         view["failure_reason"] = next((m["failure_reason"] for m in markers if m.get("failure_reason")), None)
         view["via_link"] = any(m.get("via_link") for m in markers)
+        view["status_details"] = _status_details(history, view["state_code"])
         for name, attribute in _FACTS.items():
             view[attribute] = next((e["fields"].get(name) for e in history if e["fields"].get(name)), None)
         if request is not None:
@@ -261,6 +262,14 @@ class StateTable:
                         Key=to_dynamo({"pk": pk, "sk": marker["sk"]}),
                         UpdateExpression="REMOVE gsi1pk, gsi1sk",
                     )
+
+
+def _status_details(history: list[dict[str, Any]], state_code: str | None) -> str | None:
+    """STATUSDETAILS of the event that set the current state, else of the latest event that has one: the
+    provider's own words on why a message failed or how it was sent."""
+    carrying = [e for e in history if (e.get("fields") or {}).get("STATUSDETAILS")]
+    setting = [e for e in carrying if e.get("code") == state_code] or carrying
+    return setting[-1]["fields"]["STATUSDETAILS"] if setting else None
 
 
 _FACTS = {

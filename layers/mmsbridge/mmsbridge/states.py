@@ -89,7 +89,8 @@ class CodeInfo:
 
     `required` names the fields the postback is applied by (§3.1 "Required fields"); a postback lacking one
     of them cannot be applied and is quarantined. `failure` marks codes whose `STATUS` text carries a failure
-    reason after the `/`.
+    reason after the `/`. `by_status` marks the delivery reports (N102, N202) that carry success *or*
+    failure: `state` is their success state, and a failure text in `STATUS` makes them UNDELIVERED (§3.2).
     """
 
     origin: str
@@ -103,6 +104,7 @@ class CodeInfo:
     subscribed: bool | None = None
     pass_ok: bool | None = None
     alert: bool = False
+    by_status: bool = False
 
 
 _TRACKED = ("TRACKINGID",)
@@ -115,6 +117,11 @@ def _delivery(origin: str, code: str, state: MessageState, meaning: str) -> Code
     return CodeInfo(origin, code, _K.DELIVERY, meaning, _TRACKED, state=state, failure=failure)
 
 
+def _report(origin: str, code: str, meaning: str) -> CodeInfo:
+    """A delivery report: DELIVERED, or UNDELIVERED when its STATUS names a failure."""
+    return CodeInfo(origin, code, _K.DELIVERY, meaning, _TRACKED, state=_S.DELIVERED, by_status=True)
+
+
 def _template(code: str, template_state: TemplateState, meaning: str) -> CodeInfo:
     return CodeInfo("MMS_MT", code, _K.TEMPLATE, meaning, ("MMSID",), template_state=template_state)
 
@@ -122,10 +129,10 @@ def _template(code: str, template_state: TemplateState, meaning: str) -> CodeInf
 _ROWS: Final[tuple[CodeInfo, ...]] = (
     # MMS_MT delivery codes: the message state machine, keyed by TRACKINGID.
     _delivery("MMS_MT", "N101", _S.SENT, "MMS processing started, sent to the carrier"),
-    _delivery("MMS_MT", "N102", _S.DELIVERED, "carrier delivery report: delivered"),
+    _report("MMS_MT", "N102", "carrier delivery report: delivered, or failed as STATUS says"),
     _delivery("MMS_MT", "E101", _S.FAILED, "MMS could not be sent"),
     _delivery("MMS_MT", "E102", _S.UNDELIVERED, "MMS delivery failed"),
-    _delivery("MMS_MT", "N202", _S.DELIVERED, "delivered as an SMS link to hosted content"),
+    _report("MMS_MT", "N202", "SMS-link delivery report: delivered, or failed as STATUS says"),
     _delivery("MMS_MT", "E202", _S.UNDELIVERED, "SMS-link (fallback) delivery failed"),
     _delivery("MMS_MT", "N103", _S.UNDELIVERED, "expired (JSON product)"),
     # sendMMS content results that end the message (nothing was sent): FAILED, keyed by TRACKINGID.
@@ -146,10 +153,11 @@ _ROWS: Final[tuple[CodeInfo, ...]] = (
     _template("N003", TemplateState.READY, "template stored and encoded; usable now"),
     _template("E002", TemplateState.BROKEN, "template audio encoding failed"),
     _template("E003", TemplateState.BROKEN, "template video encoding failed"),
+    _template("E004", TemplateState.BROKEN, "template image encoding failed"),
     # SMS_MT delivery codes.
     _delivery("SMS_MT", "N201", _S.SENT, "SMS submitted to the carrier"),
     _delivery("SMS_MT", "E201", _S.FAILED, "SMS submission failed"),
-    _delivery("SMS_MT", "N202", _S.DELIVERED, "delivery report: delivered"),
+    _report("SMS_MT", "N202", "delivery report: delivered, or failed as STATUS says"),
     _delivery("SMS_MT", "E202", _S.UNDELIVERED, "delivery report: not delivered"),
     # Inbound messages.
     CodeInfo("SMS_MO", "N211", _K.INBOUND_SMS, "inbound SMS", ("FROM", "TO")),
