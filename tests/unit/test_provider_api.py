@@ -196,7 +196,7 @@ def test_builder_full_send_saved_mms_order_and_flags():
             "disable_fallback_sms": True,
             "disable_fallback_sms_link": True,
             "custom_subject": "cs",
-            "custom_text": {"2": "two", "1": "one"},
+            "custom_text": {"2": "two"},
             "data": {"first": "Ana", "empty": "", "last": "Lee"},
         }
     )
@@ -204,14 +204,11 @@ def test_builder_full_send_saved_mms_order_and_flags():
     assert [child.tag for child in root] == [
         "ACTION", "API_KEY", "MMSID", "TO", "FROM", "FROM_MASK", "OPERATORID", "CAMPAIGNREF",
         "FALLBACKSMSTEXT", "DISABLEFALLBACKSMS", "DISABLEFALLBACKSMSLINK", "CUSTOMSUBJECT",
-        "CUSTOMTEXT", "CUSTOMTEXT", "DATA",
+        "CUSTOMTEXT", "DATA",
     ]  # fmt: skip
     assert root.findtext("DISABLEFALLBACKSMS") == "yes"
     assert root.findtext("DISABLEFALLBACKSMSLINK") == "yes"
-    assert [(c.findtext("VALUE"), c.findtext("SLIDE")) for c in root.findall("CUSTOMTEXT")] == [
-        ("one", "1"),
-        ("two", "2"),
-    ]
+    assert [(c.findtext("VALUE"), c.findtext("SLIDE")) for c in root.findall("CUSTOMTEXT")] == [("two", "2")]
     # An empty merge value is left out so that the merge tag's default applies.
     assert [(child.tag, child.text) for child in root.find("DATA")] == [("FIRST", "Ana"), ("LAST", "Lee")]
 
@@ -302,10 +299,134 @@ def test_builder_custom_text_elements():
         from_="47215",
         mms_id="1",
         fallback_sms_text="f",
-        custom_text=(CustomText(slide=3, text="x & y"),),
+        custom_text=CustomText(slide=3, text="x & y"),
     )
-    custom = fromstring(build_request_xml(request, API_KEY)).find("CUSTOMTEXT")
+    root = fromstring(build_request_xml(request, API_KEY))
+    (custom,) = root.findall("CUSTOMTEXT")  # the v1 schema's `CUSTOMTEXT {…}?`: one at most
     assert sequence(custom) == [("VALUE", "x & y", []), ("SLIDE", "3", [])]
+
+
+def test_builder_sends_one_custom_text_from_a_validated_request():
+    request = validate_send_request(
+        {
+            "request_id": "r",
+            "action": "sendSavedMMS",
+            "mms_id": "1",
+            "to": "13125550147",
+            "from": "47215",
+            "fallback_sms_text": "f",
+            "custom_text": {"2": "Hi Ana"},
+        }
+    )
+    root = fromstring(build_request_xml(request, API_KEY))
+    assert [sequence(c) for c in root.findall("CUSTOMTEXT")] == [
+        [("VALUE", "Hi Ana", []), ("SLIDE", "2", [])]
+    ]
+
+
+@pytest.mark.parametrize(
+    "custom_text",
+    [
+        (CustomText(slide=1, text="a"), CustomText(slide=2, text="b")),  # several: never sent
+        (CustomText(slide=1, text="a"),),
+        {"1": "a"},
+    ],
+)
+def test_builder_refuses_custom_text_that_is_not_one_override(custom_text):
+    request = SendSavedMMS(
+        request_id="r",
+        to="13125550147",
+        from_="47215",
+        mms_id="1",
+        fallback_sms_text="f",
+        custom_text=custom_text,
+    )
+    with pytest.raises(ValueError, match="custom_text must be one CustomText") as caught:
+        build_request_xml(request, API_KEY)
+    assert API_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "campaign_ref", ["Campaign123", "Spring Deals 2025", "A&B <promo> > x", "Été-2025 🌸", "0077", 42]
+)
+def test_builder_sends_a_text_campaign_ref_as_given(campaign_ref):
+    request = validate_send_request(
+        {
+            "request_id": "r",
+            "action": "sendSMS",
+            "to": "13125550147",
+            "from": "47215",
+            "text": "hi",
+            "campaign_ref": campaign_ref,
+        }
+    )
+    xml = build_request_xml(request, API_KEY)
+    assert fromstring(xml).findtext("CAMPAIGNREF") == str(campaign_ref)
+    assert b"<promo>" not in xml
+
+
+SEND_MMS_WITHOUT_SUBJECT = {
+    "request_id": "r",
+    "action": "sendMMS",
+    "to": "13125550147",
+    "from": "47215",
+    "name": "n",
+    "fallback_sms_text": "Your pass is ready",
+    "slides": [{"text": "t"}],
+}
+
+
+@pytest.mark.parametrize("subject", [None, "Your pass"])
+def test_builder_always_sends_fallback_sms_text_for_send_mms(subject):
+    request = validate_send_request({**SEND_MMS_WITHOUT_SUBJECT, "subject": subject})
+    root = fromstring(build_request_xml(request, API_KEY))
+    assert root.findtext("FALLBACKSMSTEXT") == "Your pass is ready"
+    assert (root.findtext("SUBJECT"), len(root.findall("FALLBACKSMSTEXT"))) == (subject, 1)
+
+
+@pytest.mark.parametrize("missing", ["", None])
+def test_builder_refuses_a_send_without_fallback_sms_text(missing):
+    inline = dataclasses.replace(validate_send_request(SEND_MMS_WITHOUT_SUBJECT), fallback_sms_text=missing)
+    saved = SendSavedMMS(
+        request_id="r", to="13125550147", from_="47215", mms_id="1", fallback_sms_text=missing
+    )
+    for request in (inline, saved):
+        with pytest.raises(ValueError, match="FALLBACKSMSTEXT is required") as caught:
+            build_request_xml(request, API_KEY)
+        assert API_KEY not in str(caught.value)
+
+
+def test_a_save_mms_template_with_a_subject_is_built_without_fallback_sms_text():
+    template = validate_save_mms({"name": "n", "subject": "s", "slides": [{"text": "t"}]})
+    assert fromstring(build_request_xml(template, API_KEY)).find("FALLBACKSMSTEXT") is None
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_REQUESTS))
+def test_builder_sends_serviceid_on_every_action_when_set(name):
+    request = SAMPLE_REQUESTS[name]()
+    plain = fromstring(build_request_xml(request, API_KEY))
+    with_id = fromstring(build_request_xml(request, API_KEY, service_id="svc-00417"))
+    assert [child.tag for child in with_id][:3] == ["ACTION", "API_KEY", "SERVICEID"]
+    assert with_id.findtext("SERVICEID") == "svc-00417"
+    # Otherwise the same document.
+    assert [node for node in sequence(with_id) if node[0] != "SERVICEID"] == sequence(plain)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_REQUESTS))
+@pytest.mark.parametrize("service_id", [None, ""])
+def test_builder_leaves_serviceid_out_when_not_set(name, service_id):
+    request = SAMPLE_REQUESTS[name]()
+    xml = build_request_xml(request, API_KEY, service_id=service_id)
+    assert fromstring(xml).find("SERVICEID") is None
+    assert xml == build_request_xml(request, API_KEY)
+
+
+@pytest.mark.parametrize("bad", [" svc", "svc\n", "a\x00b", 17])
+def test_builder_refuses_an_unusable_service_id_without_revealing_the_key(bad):
+    request = SendSMS(request_id="r", to="13125550147", from_="47215", text="hi")
+    with pytest.raises(ValueError, match="service_id") as caught:
+        build_request_xml(request, API_KEY, service_id=bad)
+    assert API_KEY not in str(caught.value)
 
 
 # -------------------------------------------------------------------------------------------- redact
@@ -448,6 +569,8 @@ def test_classify_error_code_normalisation(code, expected):
         ("read_timeout", TR, True),
         ("connection_lost", TR, True),
         ("http_5xx", TR, True),
+        ("http_429", T, False),
+        (TransportFailure.HTTP_408, TR, True),
         ("http_4xx", A, False),
         ("http_redirect", A, True),
         ("http_unexpected", TR, True),
@@ -760,12 +883,50 @@ def test_5xx_is_transient_outcome_unknown_whatever_the_body(status):
     "body",
     [None, b"", b"<html><body>Not Found</body></html>", b"Forbidden", response("<STATUS>Success</STATUS>")],
 )
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 499])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 407, 409, 413, 428, 431, 451, 499])
 def test_4xx_without_api_error_is_auth_config(status, body):
     result = parse_response(body, http_status=status)
     assert (result.ok, result.error_class, result.outcome_unknown) == (False, A, False)
     assert result.transport_error is TransportFailure.HTTP_4XX
     assert result.http_status == status
+
+
+PROXY_BODIES = [
+    None,
+    b"",
+    b"Too Many Requests",
+    b"<html><body><h1>429 Too Many Requests</h1></body></html>",
+    b'{"message": "Too Many Requests"}',
+    response("<STATUS>Failure</STATUS>"),  # an API answer, but no code to classify it by
+    response("<STATUS>Success</STATUS>"),
+]
+
+
+@pytest.mark.parametrize("body", PROXY_BODIES)
+def test_429_without_an_api_error_is_throttle_not_an_account_problem(body):
+    result = parse_response(body, http_status=429)
+    assert (result.ok, result.error_class, result.outcome_unknown) == (False, T, False)
+    assert result.transport_error is TransportFailure.HTTP_429
+    assert (result.error_code, result.http_status, result.error_info) == (None, 429, "HTTP 429")
+
+
+@pytest.mark.parametrize("body", PROXY_BODIES)
+def test_408_without_an_api_error_is_transient_outcome_unknown(body):
+    result = parse_response(body, http_status=408)
+    assert (result.ok, result.error_class, result.outcome_unknown) == (False, TR, True)
+    assert result.transport_error is TransportFailure.HTTP_408
+    assert (result.error_code, result.http_status) == (None, 408)
+
+
+@pytest.mark.parametrize("status", [408, 429])
+@pytest.mark.parametrize(
+    ("code", "error_class"), [("E113", T), ("E503", TR), ("E104", A), ("E110", P), ("E999", U)]
+)
+def test_408_and_429_with_an_api_error_code_are_classified_by_the_code(status, code, error_class):
+    body = response("<STATUS>Failure</STATUS>", f"<ERRORCODE>{code}</ERRORCODE>", "<ERRORINFO>x</ERRORINFO>")
+    result = parse_response(body, http_status=status)
+    assert (result.ok, result.error_code, result.error_class) == (False, code, error_class)
+    assert (result.transport_error, result.outcome_unknown, result.http_status) == (None, False, status)
 
 
 def test_4xx_with_an_api_error_code_is_classified_by_the_code():

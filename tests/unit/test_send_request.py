@@ -61,6 +61,7 @@ def mms(**changes):
         "name": "inline-0001",
         "subject": "Your boarding pass",
         "slides": [{"image_url": IMG, "text": "Show this at the gate.", "duration": 10}],
+        "fallback_sms_text": "Your boarding pass is ready",
     }
     payload.update(changes)
     return payload
@@ -106,13 +107,46 @@ def test_valid_send_sms():
     assert request.ignored_fields == ()
 
 
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("Campaign123", "Campaign123"),  # the provider's own example
+        ("Spring Deals 2025", "Spring Deals 2025"),
+        ("promo/2025-03#1 (A&B) <test>", "promo/2025-03#1 (A&B) <test>"),  # escaped in the XML
+        ("Été-2025 🌸 春", "Été-2025 🌸 春"),  # any script, symbols and emoji are printable
+        ("0077", "0077"),  # leading zeros kept in a string
+        ("1001", "1001"),
+        ("x", "x"),
+        (0, "0"),
+        (42, "42"),
+    ],
+)
+def test_campaign_ref_is_printable_text_or_a_non_negative_integer(given, kept):
+    for build in (sms, saved, mms):
+        assert validate_send_request(build(campaign_ref=given)).campaign_ref == kept
+
+
+@pytest.mark.parametrize("absent", [None, ""])
+def test_an_empty_campaign_ref_is_absent(absent):
+    assert validate_send_request(sms(campaign_ref=absent)).campaign_ref is None
+
+
+def test_more_than_one_custom_text_is_refused_and_every_entry_still_checked():
+    errors = errors_of(saved(custom_text={"1": "", "9": "x", "2": "fine"}))
+    assert_error(errors, "custom_text", "got 3 entries")
+    assert_error(errors, "custom_text.1", "is required")
+    assert_error(errors, "custom_text.9", "slide number must be 1-8")
+    assert len(errors) == 3
+    assert validate_send_request(saved(custom_text={})).custom_text is None
+
+
 def test_valid_send_saved_mms():
     request = validate_send_request(
         saved(
             action="sendsavedmms",
             mms_id=48213,
             custom_subject="Ana, Spring Deals are here",
-            custom_text={"2": "Second slide", 1: "Hi Ana"},
+            custom_text={2: "Second slide"},
             data={"firstname": "Ana", "City_2": "Lyon", "Nickname": ""},
             disable_fallback_sms=True,
             disable_fallback_sms_link=False,
@@ -124,10 +158,7 @@ def test_valid_send_saved_mms():
     assert request.mms_id == "48213"
     assert request.fallback_sms_text == "Spring deals: see the offer"
     assert request.custom_subject == "Ana, Spring Deals are here"
-    assert request.custom_text == (
-        CustomText(slide=1, text="Hi Ana"),
-        CustomText(slide=2, text="Second slide"),
-    )
+    assert request.custom_text == CustomText(slide=2, text="Second slide")
     assert request.data == (("FIRSTNAME", "Ana"), ("CITY_2", "Lyon"), ("NICKNAME", ""))
     assert request.disable_fallback_sms is True
     assert request.disable_fallback_sms_link is False
@@ -164,12 +195,27 @@ def test_valid_send_mms():
     assert request.slides[4] == Slide(image_url="http://media.example.com/v1.2/image")
 
 
-def test_send_mms_without_subject_needs_fallback_text():
+def test_send_mms_needs_fallback_text_with_or_without_a_subject():
     request = validate_send_request(mms(subject=None, fallback_sms_text="Pass ready"))
     assert request.subject is None
     assert request.fallback_sms_text == "Pass ready"
-    assert_error(errors_of(mms(subject="")), "fallback_sms_text", "is required")
-    assert_error(errors_of(without(mms(), "subject")), "fallback_sms_text", "is required")
+    # The provider's sendMMS page makes FALLBACKSMSTEXT mandatory (E622), subject or not.
+    for missing in (
+        without(mms(), "fallback_sms_text"),
+        mms(fallback_sms_text=None),
+        mms(fallback_sms_text=""),
+    ):
+        assert missing["subject"] == "Your boarding pass"
+        errors = errors_of(missing)
+        assert errors == [("fallback_sms_text", "is required")]
+    assert_error(
+        errors_of(without(mms(), "subject", "fallback_sms_text")), "fallback_sms_text", "is required"
+    )
+
+
+def test_a_save_mms_template_with_a_subject_still_needs_no_fallback_text():
+    template = validate_save_mms({"name": "n", "subject": "s", "slides": [{"text": "x"}]})
+    assert template.fallback_sms_text is None
 
 
 def test_limits_are_inclusive():
@@ -179,15 +225,17 @@ def test_limits_are_inclusive():
             text="é" * 160,
             from_mask="A" * 11,
             operator_id="1" * 10,
-            campaign_ref="9" * 20,
+            campaign_ref="Ç" * 64,
         )
     )
     assert len(request.request_id) == 64
     assert len(request.text) == 160
+    assert request.campaign_ref == "Ç" * 64
+    assert validate_send_request(sms(campaign_ref=10**64 - 1)).campaign_ref == "9" * 64
     saved_request = validate_send_request(
         saved(custom_subject="s" * 80, fallback_sms_text="f" * 160, custom_text={"8": "t" * 5000})
     )
-    assert saved_request.custom_text == (CustomText(slide=8, text="t" * 5000),)
+    assert saved_request.custom_text == CustomText(slide=8, text="t" * 5000)
     mms_request = validate_send_request(
         mms(name="n" * 255, subject="s" * 80, slides=[{"text": "t" * 5000}] * 8)
     )
@@ -268,11 +316,28 @@ COMMON_CASES = [
     ({"campaign_ref": True}, "campaign_ref", "got a boolean"),
     ({"campaign_ref": -1}, "campaign_ref", "must not be negative"),
     ({"campaign_ref": 1.0}, "campaign_ref", "got a number"),
-    ({"campaign_ref": "12a"}, "campaign_ref", "string of digits or a non-negative integer"),
-    ({"campaign_ref": "1" * 21}, "campaign_ref", "at most 20 digits"),
+    ({"campaign_ref": {"id": 1}}, "campaign_ref", "must be text or a non-negative integer, got an object"),
+    ({"campaign_ref": "C" * 65}, "campaign_ref", "at most 64 characters (got 65)"),
+    ({"campaign_ref": "1" * 65}, "campaign_ref", "at most 64 characters (got 65)"),
     ({"campaign_ref": [1]}, "campaign_ref", "got an array"),
-    ({"campaign_ref": 10**20}, "campaign_ref", "at most 20 digits"),
-    ({"campaign_ref": 10**5000}, "campaign_ref", "at most 20 digits"),  # too big for str()
+    ({"campaign_ref": 10**64}, "campaign_ref", "at most 64 digits"),
+    ({"campaign_ref": 10**5000}, "campaign_ref", "at most 64 digits"),  # too big for str()
+    ({"campaign_ref": "Spring\x00Deals"}, "campaign_ref", "must be printable characters only"),
+    ({"campaign_ref": "Spring\x1bDeals"}, "campaign_ref", "no control characters"),
+    ({"campaign_ref": "Spring\x7fDeals"}, "campaign_ref", "no control characters"),  # DEL
+    ({"campaign_ref": "Spring\u0085Deals"}, "campaign_ref", "no control characters"),  # C1 NEL
+    ({"campaign_ref": "Spring\tDeals"}, "campaign_ref", "must be printable characters only"),
+    ({"campaign_ref": "Spring\nDeals"}, "campaign_ref", "must be printable characters only"),
+    ({"campaign_ref": "Spring\u2028Deals"}, "campaign_ref", "must be printable"),  # line separator
+    ({"campaign_ref": "Spring\u00a0Deals"}, "campaign_ref", "spaces other than the plain space"),  # NBSP
+    ({"campaign_ref": "Spring\u200bDeals"}, "campaign_ref", "invisible formatting"),  # zero-width space
+    ({"campaign_ref": "Spring\u202eDeals"}, "campaign_ref", "invisible formatting"),  # bidi override
+    ({"campaign_ref": "Spring\ue000Deals"}, "campaign_ref", "must be printable"),  # private use
+    ({"campaign_ref": "Spring\ud800Deals"}, "campaign_ref", "must be printable"),  # unpaired surrogate
+    ({"campaign_ref": "Spring\uffffDeals"}, "campaign_ref", "must be printable"),  # not a character
+    ({"campaign_ref": " Campaign123"}, "campaign_ref", "must not start or end with a space"),
+    ({"campaign_ref": "Campaign123 "}, "campaign_ref", "must not start or end with a space"),
+    ({"campaign_ref": "   "}, "campaign_ref", "must not start or end with a space"),
     ({"operator_id": 1890}, "operator_id", "not a number (leading zeros matter)"),
     ({"operator_id": "00018a0"}, "operator_id", "string of digits"),
     ({"operator_id": "1" * 11}, "operator_id", "at most 10 digits"),
@@ -329,7 +394,7 @@ SAVED_CASES = [
     ({"custom_subject": "Olá Ana"}, "custom_subject", "printable ASCII only"),
     ({"custom_subject": "Hi 🙂"}, "custom_subject", "printable ASCII only"),
     ({"custom_subject": "two\nlines"}, "custom_subject", "printable ASCII only"),
-    ({"custom_text": ["x"]}, "custom_text", "must be an object mapping slide numbers 1-8 to text"),
+    ({"custom_text": ["x"]}, "custom_text", "must be an object mapping one slide number 1-8 to text"),
     ({"custom_text": {"0": "x"}}, "custom_text.0", "slide number must be 1-8"),
     ({"custom_text": {"9": "x"}}, "custom_text.9", "slide number must be 1-8"),
     ({"custom_text": {"01": "x"}}, "custom_text.01", "slide number must be 1-8"),
@@ -338,7 +403,9 @@ SAVED_CASES = [
     ({"custom_text": {"1": ""}}, "custom_text.1", "is required"),
     ({"custom_text": {"1": 7}}, "custom_text.1", "must be a string, got a number"),
     ({"custom_text": {"1": "t" * 5001}}, "custom_text.1", "at most 5000 characters"),
-    ({"custom_text": {"1": "a", 1: "b"}}, "custom_text.1", "names the same slide as another entry"),
+    ({"custom_text": {"1": "a", "2": "b"}}, "custom_text", "may override the text of one slide only, got 2"),
+    ({"custom_text": {"1": "a", 1: "b"}}, "custom_text", "may override the text of one slide only, got 2"),
+    ({"custom_text": {str(n): "t" for n in range(1, 9)}}, "custom_text", "a single CUSTOMTEXT per request"),
     ({"data": "FIRSTNAME=Ana"}, "data", "must be an object mapping merge variable names to strings"),
     ({"data": {"1abc": "x"}}, "data.1abc", "start with neither a digit nor 'xml'"),
     ({"data": {"first-name": "x"}}, "data.first-name", "name must be 1-64 of A-Z"),
@@ -373,7 +440,8 @@ MMS_CASES = [
     ({"name": "n" * 256}, "name", "at most 255 characters"),
     ({"subject": "s" * 81}, "subject", "at most 80 characters"),
     ({"subject": "Café"}, "subject", "printable ASCII only"),
-    ({"subject": None}, "fallback_sms_text", "is required"),
+    ({"fallback_sms_text": None}, "fallback_sms_text", "is required"),
+    ({"fallback_sms_text": ""}, "fallback_sms_text", "is required"),
     ({"fallback_sms_text": "f" * 161}, "fallback_sms_text", "at most 160"),
     ({"slides": None}, "slides", "is required"),
     ({"slides": {"text": "x"}}, "slides", "must be an array of 1-8 slide objects, got an object"),
@@ -392,7 +460,7 @@ def test_send_mms_rejections(changes, field, fragment):
     assert_error(errors_of(mms(**changes)), field, fragment)
 
 
-@pytest.mark.parametrize("name", ["name", "slides"])
+@pytest.mark.parametrize("name", ["name", "slides", "fallback_sms_text"])
 def test_send_mms_missing_required(name):
     assert_error(errors_of(without(mms(), name)), name, "is required")
 
@@ -504,6 +572,7 @@ def test_every_problem_is_reported_together():
         "slides[0]",
         "slides[1]",
         "slides[2].image_url",
+        "fallback_sms_text",
         "text",
     }
     assert len(errors) == len(fields)

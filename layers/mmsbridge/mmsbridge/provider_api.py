@@ -18,6 +18,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from mmsbridge.send_request import (
+    CustomText,
     SaveMMS,
     SendMMS,
     SendRequest,
@@ -83,6 +84,14 @@ def _add(children: list[_Node], tag: str, value: str | int | None) -> None:
     children.append((tag, str(value)))
 
 
+def _add_required(children: list[_Node], tag: str, value: str | None) -> None:
+    """Append an element the action must always carry; a request object built without validation that
+    lacks it is refused here rather than sent to fail at the provider (E622 for FALLBACKSMSTEXT)."""
+    if value is None or value == "":
+        raise ValueError(f"{tag} is required for this action (validate the request first)")
+    children.append((tag, value))
+
+
 def _add_flag(children: list[_Node], tag: str, value: bool) -> None:
     if value:
         children.append((tag, "yes"))
@@ -115,7 +124,10 @@ def _slide(slide: Slide) -> _Node:
 def _mms_content(children: list[_Node], content: SendMMS | SaveMMS) -> None:
     _add(children, "NAME", content.name)
     _add(children, "SUBJECT", content.subject)
-    _add(children, "FALLBACKSMSTEXT", content.fallback_sms_text)
+    if isinstance(content, SendMMS):  # mandatory for sendMMS (§2.4), optional in a saveMMS template (§2.2)
+        _add_required(children, "FALLBACKSMSTEXT", content.fallback_sms_text)
+    else:
+        _add(children, "FALLBACKSMSTEXT", content.fallback_sms_text)
     if isinstance(content, SaveMMS):  # §2.4 lists no DISABLEFALLBACKSMS for sendMMS
         _add_flag(children, "DISABLEFALLBACKSMS", content.disable_fallback_sms)
     _add_flag(children, "DISABLEFALLBACKSMSLINK", content.disable_fallback_sms_link)
@@ -133,11 +145,14 @@ def _action_children(request: SendSMS | SendMMS | SendSavedMMS | SaveMMS) -> lis
         case SendSavedMMS():
             children = [("MMSID", request.mms_id), *_addressing(request)]
             _routing(children, request)
-            _add(children, "FALLBACKSMSTEXT", request.fallback_sms_text)
+            _add_required(children, "FALLBACKSMSTEXT", request.fallback_sms_text)  # §2.3: always send it
             _add_flag(children, "DISABLEFALLBACKSMS", request.disable_fallback_sms)
             _add_flag(children, "DISABLEFALLBACKSMSLINK", request.disable_fallback_sms_link)
             _add(children, "CUSTOMSUBJECT", request.custom_subject)
-            for custom in request.custom_text:
+            custom = request.custom_text
+            if custom is not None:  # at most one: the v1 schema declares `CUSTOMTEXT {…}?` (§2.3)
+                if not isinstance(custom, CustomText):
+                    raise ValueError("custom_text must be one CustomText (validate the request first)")
                 children.append(("CUSTOMTEXT", [("VALUE", custom.text), ("SLIDE", str(custom.slide))]))
             data: list[_Node] = []
             for name, value in request.data:
@@ -171,18 +186,29 @@ def _emit(parts: list[str], node: _Node) -> None:
     parts.append(f"</{tag}>")
 
 
-def build_request_xml(request: SendSMS | SendMMS | SendSavedMMS | SaveMMS, api_key: str) -> bytes:
-    """The UTF-8 XML body for one API call: a `REQUEST` root with ACTION, API_KEY, then the action's elements.
+def build_request_xml(
+    request: SendSMS | SendMMS | SendSavedMMS | SaveMMS, api_key: str, *, service_id: str | None = None
+) -> bytes:
+    """The UTF-8 XML body for one API call: a `REQUEST` root with ACTION, API_KEY, SERVICEID when
+    `service_id` is set, then the action's elements.
 
-    Optional elements without a value are left out; boolean flags are sent as `yes` only when true.
-    Raises ValueError for an unusable api_key or text XML cannot carry; messages never contain the key.
+    SERVICEID is the account setting some accounts need on every call (E627 without it,
+    docs/provider-protocol.md §2, §3.4); None or "" leaves it out. Optional elements without a value are left
+    out; boolean flags are sent as `yes` only when true. Raises ValueError for an unusable api_key or
+    service_id, a missing mandatory element, or text XML cannot carry; messages never contain the key.
     """
     if not isinstance(api_key, str) or not api_key:
         raise ValueError("api_key must be a non-empty string")
     if api_key != api_key.strip() or not has_only_xml_chars(api_key):
         raise ValueError("api_key has surrounding whitespace or characters XML cannot carry")
+    if service_id is not None and not isinstance(service_id, str):
+        raise ValueError("service_id must be a string")
+    if service_id and (service_id != service_id.strip() or not has_only_xml_chars(service_id)):
+        raise ValueError("service_id has surrounding whitespace or characters XML cannot carry")
     children = _action_children(request)  # first: it rejects objects that are not requests
-    nodes: list[_Node] = [("ACTION", request.action.value), ("API_KEY", api_key), *children]
+    nodes: list[_Node] = [("ACTION", request.action.value), ("API_KEY", api_key)]
+    _add(nodes, "SERVICEID", service_id)
+    nodes.extend(children)
     parts = [XML_DECLARATION, "\n<REQUEST>"]
     for node in nodes:
         _emit(parts, node)
@@ -296,7 +322,9 @@ class TransportFailure(StrEnum):
     READ_TIMEOUT = "read_timeout"  # sent, no answer in time
     CONNECTION_LOST = "connection_lost"  # connection dropped after the request was sent
     HTTP_5XX = "http_5xx"
-    HTTP_4XX = "http_4xx"  # a 4xx without an API error code in the body
+    HTTP_429 = "http_429"  # Too Many Requests without an API error code: a proxy or gateway limiting calls
+    HTTP_408 = "http_408"  # Request Timeout without an API error code: the request may have been read
+    HTTP_4XX = "http_4xx"  # any other 4xx without an API error code in the body
     HTTP_REDIRECT = "http_redirect"  # 3xx: redirects are not followed for a POST; the URL is probably wrong
     HTTP_UNEXPECTED = "http_unexpected"  # 1xx or a status outside 100-599
     EMPTY_BODY = "empty_body"
@@ -320,10 +348,13 @@ _NEVER_SENT: Final = frozenset(
 def classify_transport(kind: TransportFailure | str) -> TransportOutcome:
     """The class of a transport-level failure (docs/provider-protocol.md §4.3).
 
-    Failures before the request was sent are TRANSIENT and safe to retry. A 4xx without an API error is
-    AUTH_CONFIG; a 3xx is AUTH_CONFIG too (wrong URL), flagged outcome-unknown since the server did answer.
-    Everything else is TRANSIENT with `outcome_unknown`. An unrecognised kind is treated like the worst
-    retryable case (TRANSIENT, outcome unknown) rather than raising inside error handling.
+    Failures before the request was sent are TRANSIENT and safe to retry. A 429 without an API error is
+    THROTTLE (a proxy or load balancer in front of the API refused the call, so it was not accepted; its
+    Retry-After is honoured by the caller). A 408 is TRANSIENT with `outcome_unknown`: the request may have
+    been read. Any other 4xx without an API error is AUTH_CONFIG; a 3xx is AUTH_CONFIG too (wrong URL),
+    flagged outcome-unknown since the server did answer. Everything else is TRANSIENT with
+    `outcome_unknown`. An unrecognised kind is treated like the worst retryable case (TRANSIENT, outcome
+    unknown) rather than raising inside error handling.
     """
     try:
         failure = TransportFailure(kind)
@@ -331,6 +362,8 @@ def classify_transport(kind: TransportFailure | str) -> TransportOutcome:
         return TransportOutcome(ErrorClass.TRANSIENT, outcome_unknown=True)
     if failure in _NEVER_SENT:
         return TransportOutcome(ErrorClass.TRANSIENT, outcome_unknown=False)
+    if failure is TransportFailure.HTTP_429:
+        return TransportOutcome(ErrorClass.THROTTLE, outcome_unknown=False)
     if failure is TransportFailure.HTTP_4XX:
         return TransportOutcome(ErrorClass.AUTH_CONFIG, outcome_unknown=False)
     if failure is TransportFailure.HTTP_REDIRECT:
@@ -419,12 +452,17 @@ def _scrub(value: str | None, api_key: str | None) -> str | None:
     return value
 
 
+# 4xx statuses that mean something other than "wrong URL or blocked client" when no API error comes with them.
+_CLIENT_ERRORS: Final = {429: TransportFailure.HTTP_429, 408: TransportFailure.HTTP_408}
+
+
 def parse_response(body: bytes | None, *, http_status: int, api_key: str | None = None) -> ProviderResult:
     """Turn one HTTP answer into a ProviderResult (docs/provider-protocol.md §2.5, §4.3). Never raises for
     any body.
 
     - 5xx: TRANSIENT, outcome unknown. 3xx and 1xx: see `classify_transport`.
-    - 4xx: classified by the body's ERRORCODE when it is an API response carrying one, else AUTH_CONFIG.
+    - 4xx: classified by the body's ERRORCODE when it is an API response carrying one. Without one: 429 is
+      THROTTLE, 408 TRANSIENT with outcome unknown, any other 4xx AUTH_CONFIG (§4.3).
     - 2xx: an empty, oversized, non-XML, DOCTYPE-carrying or non-`RESPONSE` body is TRANSIENT with outcome
       unknown. Otherwise success iff every STATUS is `Success` (any casing) and no ERRORCODE has a value.
       A failure without an ERRORCODE is UNKNOWN, and outcome-unknown if it nevertheless carries a
@@ -456,9 +494,8 @@ def parse_response(body: bytes | None, *, http_status: int, api_key: str | None 
     envelope = _parse_envelope(body)
     client_error = 400 <= http_status <= 499
     if client_error and (isinstance(envelope, TransportFailure) or not _first(envelope, "ERRORCODE")):
-        return transport_failure_result(
-            TransportFailure.HTTP_4XX, http_status=http_status, detail=f"HTTP {http_status}"
-        )
+        kind = _CLIENT_ERRORS.get(http_status, TransportFailure.HTTP_4XX)
+        return transport_failure_result(kind, http_status=http_status, detail=f"HTTP {http_status}")
     if isinstance(envelope, TransportFailure):
         detail = f"HTTP {http_status}: {envelope.value.replace('_', ' ')}"
         return transport_failure_result(envelope, http_status=http_status, detail=detail)

@@ -8,23 +8,34 @@ Field names are fixed (upstream producers rely on them). Common to every action:
 | `action` | required; `sendSMS`, `sendMMS` or `sendSavedMMS` in any casing, normalised to that spelling |
 | `to` | required string; an international number (`numbers.normalise_number`) |
 | `from` | required string; a 5-6 digit shortcode or a longcode (`numbers.normalise_sender`) |
-| `campaign_ref` | optional; a non-negative integer or a string of 1-20 digits; kept as a digit string |
+| `campaign_ref` | optional; 1-64 printable characters (below), or a non-negative integer kept as its digits |
 | `operator_id` | optional string of 1-10 digits (leading zeros matter, so JSON numbers are refused) |
 | `from_mask` | optional; 1-11 of `A-Z a-z 0-9 _ -`, not all digits (§5.4) |
 
 `sendSMS`: `text` (required, 1-160 characters, counted as Unicode code points).
 
+`campaign_ref`: the provider's examples use text (`Campaign123`), so any 1-64 characters (code points) that
+`str.isprintable` accepts: letters, digits, punctuation and symbols of any script, and the plain space; no
+control characters, tabs or line breaks, no invisible formatting characters (zero-width, bidi controls), no
+other kinds of space, no private-use or unassigned code points, and no space at either end (the account's
+campaign would not match, and the provider's answer, E714, would not say why). A JSON integer 0 to
+10^64-1 is taken as its digit string (`42` is `"42"`); leading zeros survive only in a string.
+
 `sendSavedMMS`: `mms_id` (required; digit string or non-negative integer, kept as a string);
 `fallback_sms_text` (**required**: docs/provider-protocol.md §2.3 says always send it; 1-160 characters);
 `custom_subject`
-(optional, ≤ 80 printable ASCII); `custom_text` (optional object: slide number 1-8, as `"1"` or `1`, to
-text of 1-5000 characters); `data` (optional object: merge variable name to string value, see below);
+(optional, ≤ 80 printable ASCII); `custom_text` (optional object with **one** entry: slide number 1-8, as
+`"1"` or `1`, to text of 1-5000 characters; the v1 schema takes at most one CUSTOMTEXT per request
+(docs/provider-protocol.md §2.3), so a request that overrides more than one slide is refused rather than
+sent with a guess); `data` (optional object: merge variable name to string value, see below);
 `disable_fallback_sms`, `disable_fallback_sms_link` (optional booleans, default false).
 
 `sendMMS`: `name` (required, 1-255 characters); `slides` (required, 1-8 slide objects); `subject`
-(optional, ≤ 80 printable ASCII); `fallback_sms_text` (1-160 characters; required when there is no
-subject); `disable_fallback_sms_link` (optional boolean). §2.4 lists no DISABLEFALLBACKSMS for sendMMS, so
-`disable_fallback_sms` is refused there rather than silently dropped.
+(optional, ≤ 80 printable ASCII); `fallback_sms_text` (**required**, 1-160 characters: the provider's
+sendMMS page makes FALLBACKSMSTEXT mandatory and E622 names it, docs/provider-protocol.md §2.4);
+`disable_fallback_sms_link` (optional boolean). §2.4 lists no DISABLEFALLBACKSMS for sendMMS, so
+`disable_fallback_sms` is refused there rather than silently dropped. (A saveMMS template still needs
+`fallback_sms_text` only when it has no subject, §2.2.)
 
 A slide has any of `image_url`, `audio_url`, `video_url`, the object URLs `vcard_url`, `ical_url`,
 `pdf_url`, `passbook_url`, `text` (1-5000 characters) and `duration` (integer seconds 1-30; absent means
@@ -86,6 +97,8 @@ __all__ = [
 ]
 
 REQUEST_ID_MAX = 64
+CAMPAIGN_REF_MAX = 64
+CUSTOM_TEXTS_MAX = 1  # CUSTOMTEXT elements per sendSavedMMS (the v1 schema's `CUSTOMTEXT {…}?`)
 SMS_TEXT_MAX = 160
 FALLBACK_SMS_TEXT_MAX = 160
 SUBJECT_MAX = 80
@@ -172,7 +185,7 @@ class SendSavedMMS(SendRequest):
     mms_id: str
     fallback_sms_text: str
     custom_subject: str | None = None
-    custom_text: tuple[CustomText, ...] = ()
+    custom_text: CustomText | None = None
     data: tuple[tuple[str, str], ...] = ()  # (upper-cased name, value), in input order
     disable_fallback_sms: bool = False
     disable_fallback_sms_link: bool = False
@@ -183,8 +196,8 @@ class SendMMS(SendRequest):
     action: ClassVar[Action] = Action.SEND_MMS
     name: str
     slides: tuple[Slide, ...]
+    fallback_sms_text: str
     subject: str | None = None
-    fallback_sms_text: str | None = None
     disable_fallback_sms_link: bool = False
 
 
@@ -385,6 +398,38 @@ def _digit_string(
     return value
 
 
+def _campaign_ref(value: object, errors: _Errors) -> str | None:
+    field = "campaign_ref"
+    if _absent(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        errors.add(field, f"must be text or a non-negative integer, got {_json_type(value)}")
+        return None
+    if isinstance(value, int):
+        if value < 0:
+            errors.add(field, "must not be negative")
+            return None
+        if value >= 10**CAMPAIGN_REF_MAX:  # before str(): huge ints cannot even be converted
+            errors.add(field, f"must have at most {CAMPAIGN_REF_MAX} digits")
+            return None
+        return str(value)
+    if len(value) > CAMPAIGN_REF_MAX:
+        errors.add(field, f"must be at most {CAMPAIGN_REF_MAX} characters (got {len(value)})")
+        return None
+    # isprintable() also rules out everything XML cannot carry (C0 controls, surrogates, U+FFFE/U+FFFF).
+    if not value.isprintable():
+        errors.add(
+            field,
+            "must be printable characters only (no control characters, tabs, line breaks, "
+            "invisible formatting characters or spaces other than the plain space)",
+        )
+        return None
+    if value != value.strip(" "):
+        errors.add(field, "must not start or end with a space")
+        return None
+    return value
+
+
 def _request_id(value: object, errors: _Errors) -> str | None:
     if _absent(value):
         errors.add("request_id", "is required")
@@ -568,16 +613,23 @@ def _slides(value: object, errors: _Errors) -> tuple[Slide, ...] | None:
     return tuple(slide for slide in slides if slide is not None)
 
 
-def _custom_text(value: object, errors: _Errors) -> tuple[CustomText, ...]:
+def _custom_text(value: object, errors: _Errors) -> CustomText | None:
     if value is _MISSING or value is None:
-        return ()
+        return None
     if not isinstance(value, dict):
         errors.add(
-            "custom_text", f"must be an object mapping slide numbers 1-8 to text, got {_json_type(value)}"
+            "custom_text", f"must be an object mapping one slide number 1-8 to text, got {_json_type(value)}"
         )
-        return ()
-    entries: dict[int, CustomText] = {}
-    for position, (key, text) in enumerate(value.items()):
+        return None
+    if len(value) > CUSTOM_TEXTS_MAX:
+        errors.add(
+            "custom_text",
+            f"may override the text of one slide only, got {len(value)} entries: the provider's v1 API "
+            "takes a single CUSTOMTEXT per request (docs/provider-protocol.md §2.3); put the other texts in "
+            "the template or in merge variables (data)",
+        )
+    entries: list[CustomText] = []
+    for position, (key, text) in enumerate(value.items()):  # every entry is checked, however many
         field = f"custom_text.{_label(key, position)}"
         if isinstance(key, str) and _SLIDE_NUMBER.fullmatch(key):
             slide = int(key)
@@ -587,11 +639,9 @@ def _custom_text(value: object, errors: _Errors) -> tuple[CustomText, ...]:
             errors.add(field, f"slide number must be 1-{SLIDES_MAX}")
             continue
         checked = _string(text, field, errors, required=True, max_len=SLIDE_TEXT_MAX)
-        if slide in entries:
-            errors.add(field, "names the same slide as another entry")
-        elif checked is not None:
-            entries[slide] = CustomText(slide=slide, text=checked)
-    return tuple(entries[slide] for slide in sorted(entries))
+        if checked is not None:
+            entries.append(CustomText(slide=slide, text=checked))
+    return entries[0] if len(value) == 1 and entries else None
 
 
 def _data(value: object, errors: _Errors) -> tuple[tuple[str, str], ...]:
@@ -629,8 +679,12 @@ def _fallback_text(value: object, errors: _Errors, *, required: bool) -> str | N
     return _string(value, "fallback_sms_text", errors, required=required, max_len=FALLBACK_SMS_TEXT_MAX)
 
 
-def _mms_content(payload: dict, errors: _Errors) -> dict[str, object]:
-    """The fields sendMMS and saveMMS share: NAME, SUBJECT, FALLBACKSMSTEXT, slides."""
+def _mms_content(payload: dict, errors: _Errors, *, action: Action) -> dict[str, object]:
+    """The fields sendMMS and saveMMS share: NAME, SUBJECT, FALLBACKSMSTEXT, slides.
+
+    FALLBACKSMSTEXT is mandatory for sendMMS (docs/provider-protocol.md §2.4); a saveMMS template needs it
+    only when it has no subject (§2.2).
+    """
     subject = _string(
         payload.get("subject", _MISSING),
         "subject",
@@ -639,12 +693,12 @@ def _mms_content(payload: dict, errors: _Errors) -> dict[str, object]:
         max_len=SUBJECT_MAX,
         printable_ascii=True,
     )
-    no_subject = _absent(payload.get("subject", _MISSING))
+    fallback_required = action is Action.SEND_MMS or _absent(payload.get("subject", _MISSING))
     return {
         "name": _string(payload.get("name", _MISSING), "name", errors, required=True, max_len=NAME_MAX),
         "subject": subject,
         "fallback_sms_text": _fallback_text(
-            payload.get("fallback_sms_text", _MISSING), errors, required=no_subject
+            payload.get("fallback_sms_text", _MISSING), errors, required=fallback_required
         ),
         "disable_fallback_sms_link": _boolean(
             payload.get("disable_fallback_sms_link", _MISSING), "disable_fallback_sms_link", errors
@@ -690,9 +744,7 @@ def _validate_send_request(
         "request_id": request_id,
         "to": _number(get("to"), "to", errors, sender=False, country_code=default_country_code),
         "from_": _number(get("from"), "from", errors, sender=True, country_code=default_country_code),
-        "campaign_ref": _digit_string(
-            get("campaign_ref"), "campaign_ref", errors, required=False, max_digits=20, allow_int=True
-        ),
+        "campaign_ref": _campaign_ref(get("campaign_ref"), errors),
         "operator_id": _digit_string(
             get("operator_id"), "operator_id", errors, required=False, max_digits=10, allow_int=False
         ),
@@ -739,7 +791,7 @@ def _validate_send_request(
             ),
         }
     else:
-        specific = _mms_content(payload, errors)
+        specific = _mms_content(payload, errors, action=Action.SEND_MMS)
 
     if errors:
         raise InvalidSendRequest(errors.items, request_id=request_id)
@@ -762,7 +814,7 @@ def validate_save_mms(payload: object) -> SaveMMS:
         )
     if _check_keys(payload, errors) and not _absent(payload.get("action", _MISSING)):
         _action(payload["action"], errors, allowed=(Action.SAVE_MMS,))
-    content = _mms_content(payload, errors)
+    content = _mms_content(payload, errors, action=Action.SAVE_MMS)
     disable_fallback_sms = _boolean(
         payload.get("disable_fallback_sms", _MISSING), "disable_fallback_sms", errors
     )

@@ -6,11 +6,14 @@ preflight -> a slot from the shared limiter -> one provider call -> the outcome 
 as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility timeout) or DEAD_LETTER
 (to the send DLQ with its reason). The handler turns those into SQS calls and a partial batch response.
 
-Error classes (docs/provider-protocol.md §4): THROTTLE stops the batch (this record and every unsent one come
-back after a
-jittered backoff, never dead-lettered before `max_throttled_s`); AUTH_CONFIG stops the batch too (alarm
-metric; the messages wait for the fix); TRANSIENT retries with backoff up to `max_attempts` calls, except an
-outcome-unknown failure, which at most once is final (OUTCOME_UNKNOWN); PERMANENT and UNKNOWN are FAILED.
+Error classes (docs/provider-protocol.md §4): THROTTLE (E113 and the like, or an HTTP 429 without an API
+answer) stops the batch: this record and every unsent one come back after a jittered backoff, or after the
+answer's Retry-After when it has one, and are never dead-lettered before `max_throttled_s`; AUTH_CONFIG
+stops the batch too (alarm metric; the messages wait for the fix); TRANSIENT retries with backoff up to
+`max_attempts` calls, except an outcome-unknown failure, which at most once is final (OUTCOME_UNKNOWN);
+PERMANENT and UNKNOWN are FAILED.
+
+`service_id` (the deployment's `PROVIDER_SERVICE_ID`) goes into every request as SERVICEID when set.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +46,9 @@ _MAX_PACING_WAIT_S: Final = 10.0
 # After an E113 every invocation holds its next call back this many call intervals (a Retry-After wins):
 # paced at the agreed rate, an E113 means a burst of network jitter or a lower real limit, not a flood.
 E113_PAUSE_INTERVALS: Final = 2
+# The template's ProviderServiceId pattern: printable ASCII without spaces.
+SERVICE_ID_MAX: Final = 64
+_SERVICE_ID: Final = re.compile(r"[\x21-\x7e]+")
 
 
 class Delivery(StrEnum):
@@ -69,6 +76,7 @@ class SenderSettings:
     media_preflight: bool = False
     default_country_code: str | None = None
     retention_days: int = 0
+    service_id: str | None = None  # SERVICEID on every request; None leaves it out
     poison_errors: int = 5  # a message that met an unexpected error this many times: to the DLQ
     throttled: Backoff = Backoff(1.0, 300.0)
     transient: Backoff = Backoff(2.0, 300.0)
@@ -83,7 +91,20 @@ class SenderSettings:
             media_preflight=env.get("MEDIA_PREFLIGHT", "false").lower() == "true",
             default_country_code=env.get("DEFAULT_COUNTRY_CODE") or None,
             retention_days=int(env.get("HISTORY_RETENTION_DAYS", "0")),
+            service_id=_service_id(env.get("PROVIDER_SERVICE_ID", "")),
         )
+
+
+def _service_id(value: str) -> str | None:
+    """The configured SERVICEID, or None when empty. A value outside the template's pattern (whitespace,
+    control characters, too long) stops the function at its cold start rather than failing every request."""
+    if value == "":
+        return None
+    if len(value) > SERVICE_ID_MAX or not _SERVICE_ID.fullmatch(value):
+        raise ValueError(
+            f"PROVIDER_SERVICE_ID must be empty or 1-{SERVICE_ID_MAX} printable ASCII characters, no spaces"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -158,12 +179,14 @@ class Sender:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._left = 1
+        self._throttled_for_s: float | None = None  # the Retry-After of the answer that stopped the batch
 
     # -- the batch ------------------------------------------------------------------------------------
     def send_batch(self, records: list[Mapping[str, Any]], *, deadline: float) -> BatchReport:
         """`deadline`: epoch seconds by which the invocation must be done (the Lambda timeout)."""
         report = BatchReport()
         parsed = [_Record.of(record) for record in records]
+        self._throttled_for_s = None
         try:
             api_key = self._api_key()
         except Exception as error:
@@ -174,8 +197,12 @@ class Sender:
         for position, record in enumerate(parsed):
             self._left = len(parsed) - position  # records this batch may still send: slots to reserve
             if report.stopped:
-                outcome = "deferred"
-                report.results.append(self._hand_back(record, outcome, _STOP_BACKOFF[report.stopped]))
+                # Unsent records wait as long as the throttled one: the provider (or its proxy) said when
+                # calls may resume, and coming back sooner would only meet the limiter's penalty.
+                hold = self._throttled_for_s if report.stopped == "throttled" else None
+                report.results.append(
+                    self._hand_back(record, "deferred", _STOP_BACKOFF[report.stopped], retry_after_s=hold)
+                )
                 continue
             try:
                 result, stop = self._one(record, api_key, deadline)
@@ -308,7 +335,8 @@ class Sender:
                 problem = self._preflight(request)
                 if problem is not None:
                     return self._media_problem(record, claim, request_id, problem), None
-            document = build_request_xml(request, api_key)  # ready before the slot: the call leaves on time
+            # Ready before the slot: the call leaves on time.
+            document = build_request_xml(request, api_key, service_id=self.settings.service_id)
             max_wait = min(_MAX_PACING_WAIT_S, deadline - self._clock() - _CALL_BUDGET_S)
             waited = self.limiter.acquire(max_wait_s=max(0.0, max_wait), want=self._left)
             if waited is None:
@@ -370,6 +398,7 @@ class Sender:
         error_class = result.error_class
         code = result.error_code or (result.transport_error.value if result.transport_error else None)
         if error_class is ErrorClass.THROTTLE:
+            self._throttled_for_s = reply.retry_after_s
             self.limiter.penalise(reply.retry_after_s or E113_PAUSE_INTERVALS * self.limiter.interval_s)
             self._ledger.release(claim, now, outcome="throttled", code=code, called=True, counter="throttled")
             return self._hand_back(
