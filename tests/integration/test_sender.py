@@ -7,6 +7,7 @@ count); the real queue, visibility timeouts and the Lambda handler are exercised
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import threading
 import time
@@ -14,12 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+import requests
 
 from local.simulator import Fault, ProviderSimulator
 from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_api import ErrorClass, ProviderResult
+from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
 from mmsbridge.provider_client import ProviderClient, ProviderReply
 from mmsbridge.send_ledger import SendStatus
+from mmsbridge.send_request import validate_save_mms
 from mmsbridge.send_store import SendLedger
 from mmsbridge.sender import Delivery, Disposition, RecordResult, Sender, SenderSettings
 from mmsbridge.state_table import StateTable
@@ -164,7 +167,7 @@ def test_accepted_sms_leaves_a_ledger_an_outbound_record_and_a_submitted_state(h
     assert API_KEY not in json.dumps(ledger, default=str)
 
 
-def test_saved_and_inline_mms_are_accepted(harness, table):
+def test_saved_and_inline_mms_are_accepted(harness, table, simulator):
     saved = {
         "request_id": f"mms-{uuid.uuid4().hex[:8]}",
         "action": "sendSavedMMS",
@@ -184,12 +187,93 @@ def test_saved_and_inline_mms_are_accepted(harness, table):
         "name": "promo",
         "subject": "Promo",
         "slides": [{"image_url": "https://example.com/a.jpg", "text": "Look", "duration": 5}],
+        "fallback_sms_text": "See the promo",
     }
     results = run(harness.sender(), message(saved), message(inline))
     assert [r.outcome for r in results] == ["accepted", "accepted"]
     ledger = SendLedger(table).get(saved["request_id"])
     assert ledger["mms_id"] == "48213"
     assert table.message(ledger["tracking_id"])["request"]["mms_id"] == "48213"
+    saved_call, inline_call = (entry["fields"] for entry in simulator.log())
+    assert saved_call["CUSTOMTEXT"] == {"VALUE": "Hi Ana", "SLIDE": "1"}  # one override, as v1 takes it
+    assert saved_call["FALLBACKSMSTEXT"] == "See your picture"
+    assert inline_call["FALLBACKSMSTEXT"] == "See the promo"  # always sent on sendMMS
+
+
+def saved_mms(**changes) -> dict:
+    request = {
+        "request_id": f"mms-{uuid.uuid4().hex[:8]}",
+        "action": "sendSavedMMS",
+        "to": TO,
+        "from": "12345",
+        "mms_id": "48213",
+        "fallback_sms_text": "See your picture",
+    }
+    request.update(changes)
+    return request
+
+
+def test_a_text_campaign_ref_reaches_the_provider_as_given(harness, table, simulator):
+    requests = [
+        sms(campaign_ref="Campaign123"),
+        saved_mms(campaign_ref="Spring Deals 2025 & more"),
+        sms(campaign_ref=1001),
+    ]
+    results = run(harness.sender(), *map(message, requests))
+    assert [r.outcome for r in results] == ["accepted"] * 3
+    assert [entry["fields"]["CAMPAIGNREF"] for entry in simulator.log()] == [
+        "Campaign123",
+        "Spring Deals 2025 & more",
+        "1001",
+    ]
+    assert SendLedger(table).get(requests[0]["request_id"])["campaign_ref"] == "Campaign123"
+
+
+def test_shapes_the_provider_cannot_take_are_refused_before_any_call(harness, table, simulator):
+    two_overrides = saved_mms(custom_text={"1": "Hi Ana", "2": "See you soon"})
+    no_fallback = {
+        "request_id": f"mms-{uuid.uuid4().hex[:8]}",
+        "action": "sendMMS",
+        "to": TO,
+        "from": "12345",
+        "name": "promo",
+        "subject": "Promo",
+        "slides": [{"text": "Look"}],
+    }
+    control = sms(campaign_ref="Spring\u0007Deals")
+    results = run(harness.sender(), *map(message, (two_overrides, no_fallback, control)))
+    assert [(r.outcome, r.disposition) for r in results] == [("rejected", Disposition.DONE)] * 3
+    assert calls(simulator) == 0
+    reasons = [
+        SendLedger(table).get(r["request_id"])["reasons"] for r in (two_overrides, no_fallback, control)
+    ]
+    assert reasons[0][0]["field"] == "custom_text"
+    assert "one slide only" in reasons[0][0]["reason"]
+    assert reasons[1] == [{"field": "fallback_sms_text", "reason": "is required"}]
+    assert reasons[2][0]["field"] == "campaign_ref"
+
+
+def test_the_service_id_goes_on_every_call_when_configured(harness, simulator):
+    requests = [sms(), saved_mms(custom_text={"1": "Hi Ana"}), inline_mms("https://example.com/a.jpg")]
+    results = run(harness.sender(service_id="svc-00417"), *map(message, requests))
+    assert [r.outcome for r in results] == ["accepted"] * 3
+    # saveMMS, the fourth action, goes out through the same builder and client.
+    template = validate_save_mms({"name": "spring", "subject": "Spring", "slides": [{"text": "Hello"}]})
+    reply = ProviderClient(simulator.api_url).call(
+        build_request_xml(template, API_KEY, service_id="svc-00417"), api_key=API_KEY
+    )
+    assert reply.result.ok
+    assert reply.result.mms_id
+    log = simulator.log()
+    assert [entry["action"] for entry in log] == ["sendSMS", "sendSavedMMS", "sendMMS", "saveMMS"]
+    assert [entry["fields"]["SERVICEID"] for entry in log] == ["svc-00417"] * 4
+
+
+def test_without_a_service_id_none_is_sent(harness, simulator):
+    (result,) = run(harness.sender(), message(sms()))
+    assert result.outcome == "accepted"
+    (entry,) = simulator.log()
+    assert "SERVICEID" not in entry["fields"]
 
 
 # ---- idempotency ---------------------------------------------------------------------------------
@@ -349,6 +433,144 @@ def test_a_provider_retry_after_wins_over_the_backoff(harness):
     sender._client.call = lambda xml, api_key: ProviderReply(throttled, retry_after_s=42)
     (result,) = run(sender, message(sms()))
     assert (result.outcome, result.visibility_s) == ("throttled", 42)
+
+
+@pytest.fixture
+def proxy(simulator):
+    """A proxy on loopback in front of the simulator, as a load balancer or API gateway would stand in front
+    of the provider: it answers the queued (status, headers, body) answers itself, one per call, and
+    forwards every other call to the simulator."""
+    answers: list[tuple[int, dict[str, str], bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if answers:
+                status, headers, payload = answers.pop(0)
+            else:
+                upstream = requests.post(
+                    simulator.api_url,
+                    data=body,
+                    headers={"Content-Type": self.headers.get("Content-Type", "")},
+                    timeout=5,
+                )
+                status, payload = upstream.status_code, upstream.content
+                headers = {"Content-Type": upstream.headers.get("Content-Type", "text/xml")}
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/API/wxml/1.3/", answers
+    server.shutdown()
+    server.server_close()
+
+
+TOO_MANY = b"<html><body><h1>429 Too Many Requests</h1></body></html>"
+
+
+def api_failure(code: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<RESPONSE><STATUS>Failure</STATUS>'
+        f"<ERRORCODE>{code}</ERRORCODE><ERRORINFO>refused</ERRORINFO></RESPONSE>"
+    ).encode()
+
+
+def test_a_proxys_429_throttles_for_its_retry_after_and_is_not_an_account_problem(harness, table, proxy):
+    harness.api_url, answers = proxy
+    answers.append((429, {"Retry-After": "7", "Content-Type": "text/html"}, TOO_MANY))
+    messages = [message(sms()) for _ in range(3)]
+    results = run(harness.sender(), *messages)
+    assert [(r.outcome, r.code) for r in results] == [
+        ("throttled", "http_429"),
+        ("deferred", None),
+        ("deferred", None),
+    ]
+    # The throttled record and the ones it stopped come back when the proxy said calls may resume.
+    assert {(r.disposition, r.visibility_s) for r in results} == {(Disposition.RETRY, 7)}
+    assert harness.forgotten == 0  # no account alarm, the key is kept
+    assert calls(harness.simulator) == 0
+    ledger = SendLedger(table).get(results[0].request_id)
+    assert (ledger["status"], int(ledger["throttled"])) == ("RETRY", 1)
+    assert "account_errors" not in ledger
+    # Every invocation's limiter holds its calls back for those seconds too.
+    assert harness.sender().limiter.acquire(max_wait_s=5.0) is None
+    harness.clock_offset = 8.0
+    settled = drain(harness.sender(), messages)
+    assert {r.outcome for r in settled.values()} == {"accepted"}
+    stats = harness.simulator.stats()
+    assert (stats["accepted_sends"], stats["duplicates"]) == (3, 0)
+
+
+def test_a_429_without_retry_after_backs_off_with_jitter_and_sends_once_later(harness, simulator):
+    simulator.add_fault(Fault("http_error", status=429, count=1))
+    messages = [message(sms()) for _ in range(3)]
+    results = run(harness.sender(), *messages)
+    assert [(r.outcome, r.code) for r in results] == [
+        ("throttled", "http_429"),
+        ("deferred", None),
+        ("deferred", None),
+    ]
+    assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in results)
+    assert harness.forgotten == 0
+    settled = drain(harness.sender(), messages)
+    assert {r.outcome for r in settled.values()} == {"accepted"}
+    assert (simulator.stats()["accepted_sends"], simulator.stats()["duplicates"]) == (3, 0)
+
+
+def test_a_408_without_an_api_answer_is_outcome_unknown(harness, table, simulator):
+    simulator.add_fault(Fault("http_error", status=408, count=1, accept=True))  # it was read and accepted
+    request = sms()
+    results = run(harness.sender(), message(request), message(sms()))
+    assert [(r.outcome, r.code) for r in results] == [("outcome_unknown", "http_408"), ("deferred", None)]
+    assert results[0].disposition is Disposition.DONE  # at most once: not resent
+    ledger = SendLedger(table).get(request["request_id"])
+    assert (ledger["status"], ledger["error_class"], int(ledger["http_status"])) == (
+        "OUTCOME_UNKNOWN",
+        "TRANSIENT",
+        408,
+    )
+    assert harness.forgotten == 0
+    assert calls(simulator) == 1
+
+
+def test_at_least_once_resends_after_a_408(harness, simulator):
+    simulator.add_fault(Fault("http_error", status=408, count=1))
+    settled = drain(harness.sender(delivery=Delivery.AT_LEAST_ONCE), [message(sms())])
+    assert [r.outcome for r in settled.values()] == ["accepted"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "outcome"),
+    [
+        (429, "E113", "throttled"),
+        (429, "E104", "account_error"),
+        (408, "E503", "transient_retry"),
+        (408, "E110", "failed"),
+    ],
+)
+def test_a_429_or_408_carrying_an_api_error_is_classified_by_its_code(harness, proxy, status, code, outcome):
+    harness.api_url, answers = proxy
+    answers.append((status, {"Content-Type": "text/xml"}, api_failure(code)))
+    (result,) = run(harness.sender(), message(sms()))
+    assert (result.outcome, result.code) == (outcome, code)
+    assert harness.forgotten == (1 if outcome == "account_error" else 0)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_any_other_4xx_without_an_api_answer_is_still_an_account_problem(harness, simulator, status):
+    simulator.add_fault(Fault("http_error", status=status, count=1))
+    (result,) = run(harness.sender(), message(sms()))
+    assert (result.outcome, result.code) == ("account_error", "http_4xx")
+    assert harness.forgotten == 1
 
 
 def test_throttled_messages_go_to_the_dlq_only_after_the_maximum_age(harness, simulator):
@@ -550,6 +772,7 @@ def inline_mms(url: str) -> dict:
         "name": "promo",
         "subject": "Promo",
         "slides": [{"image_url": url, "text": "Look"}],
+        "fallback_sms_text": "See the promo",
     }
 
 

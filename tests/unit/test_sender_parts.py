@@ -3,16 +3,21 @@ the ledger's items and the settings read from the template's environment."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from local.template import load_stack, load_template
 from mmsbridge.pacing import next_slot
 from mmsbridge.provider_client import _retry_after, check_api_url, media_problem
 from mmsbridge.send_ledger import outbound_items, rejected_item, sha256_hex
 from mmsbridge.sender import Delivery, SenderSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---- the limiter -----------------------------------------------------------------------------------
 
@@ -154,16 +159,50 @@ def test_settings_come_from_the_template_environment():
             "MEDIA_PREFLIGHT": "true",
             "DEFAULT_COUNTRY_CODE": "1",
             "HISTORY_RETENTION_DAYS": "400",
+            "PROVIDER_SERVICE_ID": "svc-00417",
         }
     )
     assert settings.delivery is Delivery.AT_LEAST_ONCE
     assert (settings.max_attempts, settings.max_throttled_s) == (7, 1800)
     assert settings.media_preflight
     assert (settings.default_country_code, settings.retention_days) == ("1", 400)
+    assert settings.service_id == "svc-00417"
     defaults = SenderSettings.from_env({})
     assert defaults.delivery is Delivery.AT_MOST_ONCE
     assert not defaults.media_preflight
     assert defaults.default_country_code is None
+    assert defaults.service_id is None
+    assert SenderSettings.from_env({"PROVIDER_SERVICE_ID": ""}).service_id is None  # the template's default
+
+
+@pytest.mark.parametrize(
+    "value", [" svc", "svc ", "svc 1", "svc\t1", "svc\n", "s" * 65, "svc\x00", "sérvice"]
+)
+def test_a_service_id_outside_the_templates_pattern_stops_the_cold_start(value):
+    with pytest.raises(ValueError, match="PROVIDER_SERVICE_ID"):
+        SenderSettings.from_env({"PROVIDER_SERVICE_ID": value})
+    assert SenderSettings.from_env({"PROVIDER_SERVICE_ID": "s" * 64}).service_id == "s" * 64
+
+
+def test_the_template_gives_the_sender_its_service_id_empty_by_default():
+    template = load_template(ROOT / "template.yaml")
+    parameter = template["Parameters"]["ProviderServiceId"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    pattern = re.compile(parameter["AllowedPattern"])  # the same rule as the sender's check
+    for value in ("", "svc-00417", "s" * 64):
+        assert pattern.fullmatch(value)
+        SenderSettings.from_env({"PROVIDER_SERVICE_ID": value})
+    for value in (" svc", "svc 1", "s" * 65, "sérvice"):
+        assert not pattern.fullmatch(value)
+    environment = template["Resources"]["SenderFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["PROVIDER_SERVICE_ID"] == {"Ref": "ProviderServiceId"}
+    local = load_stack(ROOT / "template.yaml", ROOT / "samconfig.toml")  # the local stack, as `make run`
+    assert local.functions()["SenderFunction"].environment["PROVIDER_SERVICE_ID"] == ""
+    overridden = load_stack(
+        ROOT / "template.yaml", ROOT / "samconfig.toml", overrides={"ProviderServiceId": "svc-00417"}
+    )
+    sender = overridden.functions()["SenderFunction"].environment
+    assert SenderSettings.from_env(sender).service_id == "svc-00417"
 
 
 def test_a_block_of_slots_moves_the_tat_by_its_length():
