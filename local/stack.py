@@ -257,6 +257,7 @@ class RunningStack:
             "aws_endpoint_url": self.endpoint_url,
             "region": self.stack.region,
             "stack_name": self.stack.stack_name,
+            "parameters": {name: str(value) for name, value in sorted(self.stack.parameters.items())},
             "pid": os.getpid(),
             "buckets": {b.logical_id: b.name for b in self.stack.buckets().values()},
             "queues": {q.logical_id: q.url for q in self.stack.queues().values()},

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from mmsbridge.numbers import InvalidNumber
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_writes import iso
 from ops import markers, render, reports, sends
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None, *, session: Any | None = None) -> in
     except ConfigError as error:
         _error(f"ops: {error}")
         return USAGE
+    except InvalidNumber as error:
+        _error(f"ops: that number {error}")
+        return USAGE
     except EndpointConnectionError as error:
         _error(f"ops: cannot reach AWS: {error} (if this is the local stack, is `make run` still running?)")
         return USAGE
@@ -135,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inbound",
         run_inbound,
         "recent inbound SMS/MMS, to or from a number or all of them, newest first",
-        "With --to or --from, one number's (index gsi1, TO#<number>, or gsi2, FROM#<number>); numbers are\n"
-        "looked up as typed and in the provider's format (+1 (415) 555-0178 is 14155550178). Without,\n"
+        "With --to or --from, one number's (index gsi1, TO#<number>, or gsi2, FROM#<number>); a number is\n"
+        "read as the sender reads it (+1 (415) 555-0178 is 14155550178; national format only with the\n"
+        "stack's DefaultCountryCode; a number invalid for its country is an error, exit 2). Without,\n"
         "every number's (index gsi3, one partition per UTC day), by default from"
         f" {reports.RECENT_DAYS} days ago.",
     )
@@ -171,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         run_suppression,
         "whether a mobile number is suppressed (opted out), since when and why",
         "An opt-out (SUB N302, or an inbound STOP) suppresses the number; a later opt-in (N301) lifts it.\n"
-        "Also lists the number's campaign subscriptions.",
+        "Also lists the number's campaign subscriptions. MOBILE is read exactly as the sender reads a\n"
+        "request's `to` (the stack's DefaultCountryCode applies), so this answers what the sender checks;\n"
+        "a number the sender would refuse is an error (exit 2), never 'not suppressed'.",
     )
     suppression.add_argument("mobile", metavar="MOBILE")
 
@@ -462,6 +469,7 @@ def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
             since=args.since,
             until=args.until,
             limit=args.limit,
+            default_country_code=resources.default_country_code,
         )
     if args.json:
         _print_json(
@@ -584,7 +592,9 @@ def run_stale(args: argparse.Namespace, resources: Resources) -> int:
 
 
 def run_suppression(args: argparse.Namespace, resources: Resources) -> int:
-    document = reports.suppression(resources.table, args.mobile)
+    document = reports.suppression(
+        resources.table, args.mobile, default_country_code=resources.default_country_code
+    )
     if args.json:
         _print_json(document)
         return OK

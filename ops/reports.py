@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from mmsbridge.numbers import InvalidNumber, normalise_sender
+from mmsbridge.numbers import normalise_number, normalise_sender
 from mmsbridge.state_table import StateTable
 from mmsbridge.state_writes import UNDATED, inbound_day, iso
 from ops.times import parse_stored
@@ -76,15 +76,13 @@ def plain(value: Any) -> Any:
     return value
 
 
-def number_variants(raw: str) -> list[str]:
-    """The number as typed, and in the provider's format (`+1 (415) 555-0178` -> `14155550178`)."""
-    typed = raw.strip()
-    variants = [typed]
-    try:
-        normalised = normalise_sender(typed)
-    except (InvalidNumber, ValueError):
-        return variants
-    return [normalised] if normalised == typed else [normalised, typed]
+def lookup_number(raw: str, *, default_country_code: str | None, sender: bool = False) -> str:
+    """A number typed to the CLI, read exactly as the sender reads send requests (`+1 (415) 555-0178` ->
+    `14155550178`; national format only with the stack's DefaultCountryCode), so a look-up finds what the
+    sender checks. `sender` also takes a 5-6 digit shortcode. Raises InvalidNumber with the reason."""
+    if sender:
+        return normalise_sender(raw, default_country_code=default_country_code)
+    return normalise_number(raw, default_country_code=default_country_code)
 
 
 def sk_range(since: datetime | None, until: datetime | None) -> tuple[str, str] | None:
@@ -140,19 +138,16 @@ def inbound(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    default_country_code: str | None = None,
 ) -> list[dict[str, Any]]:
     """Inbound SMS/MMS to a number (gsi1 `TO#`) or from one (gsi2 `FROM#`), newest first."""
-    index, prefix, number = ("gsi1", "TO#", to) if to is not None else ("gsi2", "FROM#", sender)
-    assert number is not None
-    found: dict[str, dict[str, Any]] = {}
-    for variant in number_variants(number):
-        items = table.query(
-            prefix + variant, index=index, sk_between=sk_range(since, until), forward=False, limit=limit
-        )
-        for item in items:
-            found.setdefault(item["pk"], item)
-    newest_first = sorted(found.values(), key=lambda item: item[f"{index}sk"], reverse=True)[:limit]
-    return [_inbound(item, item[f"{index}sk"]) for item in newest_first]
+    index, prefix, typed = ("gsi1", "TO#", to) if to is not None else ("gsi2", "FROM#", sender)
+    assert typed is not None
+    number = lookup_number(typed, default_country_code=default_country_code, sender=True)
+    items = table.query(
+        prefix + number, index=index, sk_between=sk_range(since, until), forward=False, limit=limit
+    )
+    return [_inbound(item, item[f"{index}sk"]) for item in items]
 
 
 def recent_inbound(
@@ -223,21 +218,14 @@ def stale(table: StateTable, *, hours: float, now: datetime) -> dict[str, Any]:
 
 
 # -- suppression ---------------------------------------------------------------------------------------
-def suppression(table: StateTable, mobile: str) -> dict[str, Any]:
-    """Whether the number is suppressed (its latest opt-out/opt-in), since when and why; its subscriptions."""
-    variants = number_variants(mobile)
-    latest, number = None, variants[0]
-    for variant in variants:
-        latest = table.suppression(variant)
-        if latest is not None:
-            number = variant
-            break
+def suppression(table: StateTable, mobile: str, *, default_country_code: str | None = None) -> dict[str, Any]:
+    """Whether the number is suppressed (its latest opt-out/opt-in), since when and why; its subscriptions.
+    The number is read as the sender reads a request's `to`: the sender's check and this one agree."""
+    number = lookup_number(mobile, default_country_code=default_country_code)
+    latest = table.suppression(number)
     subscriptions: dict[str, dict[str, Any]] = {}
-    for variant in variants:
-        for item in table.query(f"SUB#{variant}", sk_prefix="CAMPAIGN#"):  # every change, oldest first
-            subscriptions[str(item.get("campaign_id"))] = item
-        if subscriptions:
-            break
+    for item in table.query(f"SUB#{number}", sk_prefix="CAMPAIGN#"):  # every change, oldest first
+        subscriptions[str(item.get("campaign_id"))] = item
     return {
         "mobile": number,
         "suppressed": bool(latest and latest.get("suppressed")),

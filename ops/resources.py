@@ -37,6 +37,7 @@ RESOURCES = {
     "send_queue": (("queues", "SendQueue"), "SendQueueUrl"),
     "send_dlq": (("queues", "SendDLQ"), "SendDLQUrl"),
 }
+COUNTRY_CODE_PARAMETER = "DefaultCountryCode"
 # Endpoints-file keys read when the `queues` section does not name the resource.
 TOP_LEVEL_KEYS = {"send_queue": "send_queue_url", "send_dlq": "send_dlq_url"}
 
@@ -54,6 +55,8 @@ class Resources:
     session: Any
     region: str | None
     client_options: dict[str, Any] = field(default_factory=dict)
+    # The stack's DefaultCountryCode: numbers typed to the CLI are read as the sender reads them.
+    default_country_code: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def name(self, resource: str) -> str:
@@ -144,6 +147,7 @@ def from_endpoints_file(path: Path, *, session: Any) -> Resources:
         session=session,
         region=str(document.get("region") or "us-east-1"),
         client_options={"endpoint_url": document["aws_endpoint_url"], **LOCAL_CREDENTIALS},
+        default_country_code=(document.get("parameters") or {}).get(COUNTRY_CODE_PARAMETER) or None,
     )
 
 
@@ -168,8 +172,13 @@ def from_stack(name: str, *, region: str | None, session: Any) -> Resources:
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}
     names = {resource: outputs[key] for resource, (_, key) in RESOURCES.items() if outputs.get(key)}
     resolved_region = region or cloudformation.meta.region_name
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters") or []}
     return Resources(
-        origin=f"stack {name} in {resolved_region}", names=names, session=session, region=resolved_region
+        origin=f"stack {name} in {resolved_region}",
+        names=names,
+        session=session,
+        region=resolved_region,
+        default_country_code=parameters.get(COUNTRY_CODE_PARAMETER) or None,
     )
 
 

@@ -83,7 +83,7 @@ def test_the_sender_calls_the_simulator_and_its_delivery_reports_become_state(en
     request = {
         "request_id": f"e2e-{uuid.uuid4()}",
         "action": "sendSMS",
-        "to": "+15551230002",
+        "to": "+1 312 555 0102",
         "from": "12345",
         "text": text,
     }
