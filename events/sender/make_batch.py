@@ -6,7 +6,17 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-EXAMPLES = ("sms.json", "saved-mms.json", "inline-mms.json", "invalid-number.json", "opted-out.json")
+# The accepted examples, then the refused ones (each breaks one rule of the send-request contract).
+EXAMPLES = (
+    "sms.json",
+    "saved-mms.json",
+    "inline-mms.json",
+    "invalid-number.json",
+    "opted-out.json",
+    "two-custom-texts.json",
+    "no-fallback-text.json",
+    "campaign-ref-line-break.json",
+)
 
 
 def batch() -> dict:

@@ -104,17 +104,74 @@ def opted_in(table):
         table.client.delete_item(TableName=table.name, Key=to_dynamo(key))
 
 
+def api_calls(simulator, since: int) -> list[dict]:
+    return [entry for entry in simulator.log(since) if "client" in entry and entry.get("fields")]
+
+
+def last_seq(simulator) -> int:
+    entries = simulator.log()
+    return entries[-1]["seq"] if entries else 0
+
+
 def test_the_sample_batch_sends_refuses_and_records(sender, table, simulator, opted_in):
     event = json.loads((EVENTS / "send-batch.json").read_text())
+    since = last_seq(simulator)
     response = sender.invoke(event)
     assert response == {"batchItemFailures": []}
     ledger = SendLedger(table)
     assert ledger.get("order-1042-shipped")["status"] == "ACCEPTED"
     assert ledger.get("spring-deals-ana")["status"] == "ACCEPTED"
     assert ledger.get("welcome-13125550188")["status"] == "ACCEPTED"
-    refused = ledger.get("order-1043-shipped")
-    assert refused["status"] == "REJECTED"
-    assert refused["reasons"][0]["field"] == "to"
+    # Each refused example breaks one rule, and is recorded with it.
+    for request_id, field in [
+        ("order-1043-shipped", "to"),
+        ("spring-deals-ben", "custom_text"),
+        ("welcome-13125550174", "fallback_sms_text"),
+        ("order-1044-shipped", "campaign_ref"),
+    ]:
+        refused = ledger.get(request_id)
+        assert refused["status"] == "REJECTED"
+        assert [reason["field"] for reason in refused["reasons"]] == [field]
+    calls = api_calls(simulator, since)
+    # opted-out.json's number is opted in here (the opted_in fixture), so its SMS goes out too.
+    assert [entry["action"] for entry in calls] == ["sendSMS", "sendSavedMMS", "sendMMS", "sendSMS"]
+    assert calls[1]["fields"]["CAMPAIGNREF"] == "Spring Deals 2025"
+    assert calls[2]["fields"]["FALLBACKSMSTEXT"] == "Welcome to Northwind"
+    # The template's ProviderServiceId is empty by default: no SERVICEID.
+    assert not [entry for entry in calls if "SERVICEID" in entry["fields"]]
+
+
+@pytest.fixture(scope="module")
+def sender_with_service_id(moto_server, aws_stack, aws, simulator):
+    environment = {
+        "PROVIDER_API_URL": simulator.api_url,
+        "PROVIDER_API_KEY_SECRET": SECRET_NAME,
+        "THROUGHPUT_PER_SECOND": "1000",
+        "PROVIDER_SERVICE_ID": "svc-00417",
+    }
+    return local_stack.function_for(
+        aws_stack,
+        "SenderFunction",
+        moto_server.endpoint_url,
+        environment=environment,
+        name_suffix="WithServiceId",
+        max_containers=1,
+    )
+
+
+def test_a_configured_service_id_goes_on_every_call(
+    sender_with_service_id, aws, queues, aws_stack, simulator, opted_in
+):
+    bodies = [
+        json.dumps({**json.loads((EVENTS / name).read_text()), "request_id": f"s-{i}-{uuid.uuid4().hex[:6]}"})
+        for i, name in enumerate(("sms.json", "saved-mms.json", "inline-mms.json"))
+    ]
+    event = deliver(aws["sqs"], queues["SendQueue"], bodies, aws_stack.region)
+    since = last_seq(simulator)
+    assert sender_with_service_id.invoke(event) == {"batchItemFailures": []}
+    calls = api_calls(simulator, since)
+    assert sorted(entry["action"] for entry in calls) == ["sendMMS", "sendSMS", "sendSavedMMS"]
+    assert [entry["fields"]["SERVICEID"] for entry in calls] == ["svc-00417"] * 3
 
 
 def test_throttled_records_come_back_later_and_unsent_ones_with_them(

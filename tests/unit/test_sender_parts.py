@@ -3,7 +3,9 @@ the ledger's items and the settings read from the template's environment."""
 
 from __future__ import annotations
 
+import json
 import re
+import runpy
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from local.template import load_stack, load_template
 from mmsbridge.pacing import next_slot
 from mmsbridge.provider_client import _retry_after, check_api_url, media_problem
 from mmsbridge.send_ledger import outbound_items, rejected_item, sha256_hex
+from mmsbridge.send_request import InvalidSendRequest, parse_send_request_json
 from mmsbridge.sender import Delivery, SenderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,3 +213,34 @@ def test_a_block_of_slots_moves_the_tat_by_its_length():
     assert (slot.start, slot.new_tat) == (10.0, 10.75)
     with pytest.raises(ValueError, match="count"):
         next_slot(None, 0.0, 1.0, count=0)
+
+
+# ---- the example send requests ---------------------------------------------------------------------
+
+EVENTS = ROOT / "events" / "sender"
+REFUSED_EXAMPLES = {
+    "invalid-number.json": "to",
+    "two-custom-texts.json": "custom_text",
+    "no-fallback-text.json": "fallback_sms_text",
+    "campaign-ref-line-break.json": "campaign_ref",
+}
+
+
+def test_each_example_is_accepted_or_refused_for_the_one_rule_it_shows():
+    examples = sorted(path.name for path in EVENTS.glob("*.json") if path.name != "send-batch.json")
+    assert set(REFUSED_EXAMPLES) <= set(examples)
+    for name in examples:
+        body = (EVENTS / name).read_bytes()
+        if name in REFUSED_EXAMPLES:
+            with pytest.raises(InvalidSendRequest) as caught:
+                parse_send_request_json(body)
+            assert [field for field, _ in caught.value.errors] == [REFUSED_EXAMPLES[name]], name
+        else:
+            parse_send_request_json(body)
+
+
+def test_the_sample_batch_is_make_batchs_output_of_every_example():
+    make_batch = runpy.run_path(str(EVENTS / "make_batch.py"))
+    assert json.loads((EVENTS / "send-batch.json").read_text()) == make_batch["batch"]()
+    listed = set(make_batch["EXAMPLES"])
+    assert listed == {path.name for path in EVENTS.glob("*.json")} - {"send-batch.json"}
