@@ -16,7 +16,8 @@ from local.runtime import patched_environ
 from mmsbridge import envelope
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "provider" / "samples"
+# The provider documents the tests read: the project's own fixtures, indexed in their README.md.
+SAMPLES = ROOT / "tests" / "fixtures" / "provider"
 
 
 def ingest_record(body: bytes, received_at: datetime) -> dict:
