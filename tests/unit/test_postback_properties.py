@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsbridge.postback import REASONS, Postback, PostbackError, parse_postback
 from mmsbridge.states import CATALOGUE, PostbackKind
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider" / "samples"
 SAMPLE_BODIES = [path.read_bytes() for path in sorted((SAMPLES / "postbacks").rglob("*.xml"))]
 RECEIVED_AT = datetime(2024, 3, 14, 15, 0, tzinfo=UTC)
 

@@ -30,9 +30,9 @@ from mmsbridge.send_request import (
     validate_save_mms,
     validate_send_request,
 )
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider" / "samples"
-API_KEY = "TEST-KEY-9f2c41d7b0e84a6c"
+API_KEY = "FIXTURE-KEY-c83a51e0d7f24b96"  # the key in the fixtures' requests
 FAST = settings(max_examples=200, deadline=None)
 
 A = ErrorClass.AUTH_CONFIG
@@ -47,67 +47,70 @@ U = ErrorClass.UNKNOWN
 SAMPLE_REQUESTS = {
     "send_sms.xml": lambda: validate_send_request(
         {
-            "request_id": "order-5518-shipped",
+            "request_id": "order-2207-ready",
             "action": "sendSMS",
-            "to": "+1 312 555 0147",
-            "from": "47215",
-            "text": "Northwind: your order #5518 ships today. Reply HELP for help, STOP to end.",
+            "to": "+1 (312) 555-0126",
+            "from": "63184",
+            "text": (
+                "Lakeshore Coffee: order #2207 is ready at the Clark St counter. "
+                "Reply HELP for help, STOP to opt out."
+            ),
         }
     ),
     "send_saved_mms.xml": lambda: validate_send_request(
         {
-            "request_id": "spring-ana",
+            "request_id": "winter-rewards-dana",
             "action": "sendSavedMMS",
-            "mms_id": 48213,
-            "to": "13125550147",
-            "from": "47215",
-            "fallback_sms_text": "Northwind Spring Deals: see the offer",
-            "custom_subject": "Ana, Spring Deals are here",
-            "custom_text": {"1": "Hi Ana, 20% off all jackets until Sunday."},
-            "data": {"firstname": "Ana"},
+            "mms_id": 51876,
+            "to": "13125550118",
+            "from": "63184",
+            "fallback_sms_text": "Lakeshore Winter Rewards: your free pastry is waiting",
+            "custom_subject": "Dana, a free pastry with your next latte",
+            "custom_text": {"1": "Dana, show this message at Clark St before Friday for a free pastry."},
+            "data": {"firstname": "Dana", "store": "Clark St"},
         }
     ),
     "save_mms.xml": lambda: validate_save_mms(
         {
             "action": "saveMMS",
-            "name": "spring-2024-promo",
-            "subject": "Spring Deals are here",
-            "fallback_sms_text": "Northwind Spring Deals: see the offer",
+            "name": "winter-rewards-2024",
+            "subject": "Winter Rewards at Lakeshore",
+            "fallback_sms_text": "Lakeshore Winter Rewards: a free pastry with your next latte",
             "slides": [
                 {
-                    "image_url": "https://media.northwind.example/mms/spring/hero-640.jpg",
-                    "audio_url": "https://media.northwind.example/mms/spring/jingle.mp3",
-                    "text": "Hi {$firstname|there}, 20% off all jackets this week.",
-                    "duration": 8,
+                    "image_url": "https://media.lakeshore.example/mms/winter/pastry-case-800.jpg",
+                    "audio_url": "https://media.lakeshore.example/mms/winter/espresso-pull.mp3",
+                    "text": "Hello {$firstname|friend}, your next pastry is on us at {$store|any Lakeshore}.",
+                    "duration": 7,
                 },
                 {
-                    "text": "Add us to your contacts & never miss a deal.",
-                    "vcard_url": "https://media.northwind.example/mms/spring/northwind.vcf",
-                    "duration": 5,
+                    "text": "Save our number & hear about new roasts first.",
+                    "vcard_url": "https://media.lakeshore.example/mms/winter/lakeshore-coffee.vcf",
+                    "duration": 6,
                 },
             ],
         }
     ),
     "send_mms.xml": lambda: validate_send_request(
         {
-            "request_id": "boarding-5518",
+            "request_id": "tasting-0042",
             "action": "sendMMS",
-            "to": "13125550152",
-            "from": "47215",
-            "subject": "Your boarding pass",
-            "name": "inline-2024-03-14-0001",
+            "to": "17085550164",
+            "from": "63184",
+            "subject": "Your tasting ticket",
+            "name": "inline-2024-02-06-0042",
             "slides": [
                 {
-                    "image_url": "https://media.northwind.example/mms/inline/qr-5518.png",
-                    "text": "Show this code at the gate.",
-                    "duration": 10,
+                    "image_url": "https://media.lakeshore.example/mms/inline/ticket-0042.png",
+                    "text": "Scan this at the door on Saturday.",
+                    "duration": 9,
                 },
                 {
-                    "text": "Trip details attached.",
-                    "ical_url": "https://media.northwind.example/mms/inline/trip-5518.ics",
+                    "text": "The tasting menu is attached.",
+                    "pdf_url": "https://media.lakeshore.example/mms/inline/tasting-menu-0042.pdf",
                 },
             ],
-            "fallback_sms_text": "Your boarding pass is ready",
+            "fallback_sms_text": "Your Lakeshore tasting ticket is ready",
         }
     ),
 }
@@ -143,8 +146,8 @@ def top_level_tags(xml):
 
 
 def test_builder_emits_table_order_for_save_mms_and_send_mms():
-    # The save_mms and send_mms samples use other orders (order is not significant, docs/provider-protocol.md §1); the builder
-    # follows the §2 tables so that its output is reproducible.
+    # The save_mms and send_mms fixtures use other orders (order is not significant,
+    # docs/provider-protocol.md §1); the builder follows the §2 tables so that its output is reproducible.
     assert top_level_tags(build_request_xml(SAMPLE_REQUESTS["save_mms.xml"](), API_KEY)) == [
         "ACTION", "API_KEY", "NAME", "SUBJECT", "FALLBACKSMSTEXT", "SLIDE", "SLIDE",
     ]  # fmt: skip
@@ -624,21 +627,28 @@ def sample_response(name):
 
 
 SUCCESS_SAMPLES = {
-    "send_sms_success.xml": {"tracking_id": "U01TXzkwNDQxMQ==", "to": "13125550147"},
+    "send_sms_success.xml": {"tracking_id": "U01TXzYwODUxNA==", "to": "13125550126"},
     "send_mms_success.xml": {
-        "tracking_id": "TU1TXzgxMjQxNQ==",
-        "to": "13125550152",
-        "mms_id": "48390",
+        "tracking_id": "TU1TXzcwMzIwMQ==",
+        "to": "17085550164",
+        "mms_id": "52940",
         "status_details": "MMS request accepted and queued for delivery",
     },
     "send_saved_mms_success.xml": {
-        "tracking_id": "TU1TXzgxMjM0NQ==",
-        "to": "13125550147",
-        "from_": "47215",
-        "mms_id": "48213",
+        "tracking_id": "TU1TXzcwMzExOA==",
+        "to": "13125550118",
+        "from_": "63184",
+        "mms_id": "51876",
         "status_details": "MMS request accepted and queued for delivery",
     },
-    "save_mms_success.xml": {"mms_id": "48213"},
+    "send_saved_mms_success_lower.xml": {
+        "tracking_id": "TU1TXzcxNTQwMg==",
+        "to": "14695550127",
+        "from_": "29507",
+        "mms_id": "51880",
+        "status_details": "MMS request accepted and queued for delivery",
+    },
+    "save_mms_success.xml": {"mms_id": "51876"},
 }
 
 
@@ -655,17 +665,24 @@ FAILURE_SAMPLES = {
     "failure_e113.xml": (
         "E113",
         T,
-        "Set throughput exceeded for this API action. API call rejected.",
-        "13125550147",
+        "Throughput limit for this action reached. Request rejected.",
+        "13125550126",
     ),
-    "failure_e104.xml": ("E104", A, "User Authentication Failed.", None),
-    "failure_e110.xml": ("E110", P, "Invalid receiver number.", "1312555014"),
-    "failure_e713.xml": ("E713", A, "There is billing problem on your account", "16175550163"),
+    "failure_e104.xml": ("E104", A, "Authentication failed: API key not recognised.", None),
+    "failure_e106.xml": (
+        "E106",
+        T,
+        "Calls are closer together than the minimum interval.",
+        "13125550126",
+    ),
+    "failure_e110.xml": ("E110", P, "Receiver number is not valid.", "131255501"),
+    "failure_e120.xml": ("E120", T, "API request quota for this account is used up.", "13125550118"),
+    "failure_e713.xml": ("E713", A, "Account billing issue: sending suspended", "16305550131"),
     "failure_e626.xml": (
         "E626",
         TR,
-        "Content unavailable. Encoding in progress, try again later.",
-        "13125550147",
+        "Template is still encoding. Retry after it is ready.",
+        "13125550118",
     ),
 }
 
@@ -680,9 +697,9 @@ def test_failure_samples(name):
 
 
 def test_e626_error_info_leading_space_is_trimmed():
-    assert b"<ERRORINFO> Content" in sample_response("failure_e626.xml")
+    assert b"<ERRORINFO>   Template" in sample_response("failure_e626.xml")
     assert parse_response(sample_response("failure_e626.xml"), http_status=200).error_info.startswith(
-        "Content"
+        "Template"
     )
 
 

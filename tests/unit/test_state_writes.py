@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from mmsbridge.postback import parse_postback
 from mmsbridge.state_writes import Received, plan_batch
+from tests.conftest import SAMPLES as PROVIDER_FIXTURES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider" / "samples" / "postbacks"
+SAMPLES = PROVIDER_FIXTURES / "postbacks"
 RECEIVED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 INBOUND_STOP = b"""<?xml version="1.0" encoding="UTF-8"?>
 <POSTBACK><ORIGIN>SMS_MO</ORIGIN><CODE>N211</CODE><TRANSACTIONID>T-STOP-1</TRANSACTIONID>
