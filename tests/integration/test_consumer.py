@@ -81,8 +81,8 @@ def test_delivery_reports_make_a_message_state_with_history(table):
     message = table.message(tid)
     assert message["state"] == "DELIVERED"
     assert message["state_code"] == "N102"
-    assert message["sent_at"] == "2024-03-14T14:02:11.000000Z"  # from N101's TIMESTAMP, in UTC
-    assert message["carrier"] == "0001890"
+    assert message["sent_at"] == "2024-02-06T14:14:37.000000Z"  # from N101's TIMESTAMP, in UTC
+    assert message["carrier"] == "0001470"
     assert message["sent_as"] == "MMS"
     assert message["conflict"] is False
     assert message["final_codes"] == ["N102"]
@@ -157,7 +157,7 @@ def test_late_lower_event_fills_in_missing_facts(table):
     apply(table, sample("mms_mt_n101.xml", tid))
     message = table.message(tid)
     assert message["state"] == "DELIVERED"
-    assert message["sent_at"] == "2024-03-14T14:02:11.000000Z"
+    assert message["sent_at"] == "2024-02-06T14:14:37.000000Z"
 
 
 def test_open_messages_are_findable_until_final(table):
@@ -171,13 +171,13 @@ def test_open_messages_are_findable_until_final(table):
 
 def test_templates(table):
     apply(table, sample("mms_mt_n003.xml"))
-    assert table.template("48213")["state"] == "READY"
+    assert table.template("51876")["state"] == "READY"
     e003 = sample("mms_mt_e003.xml")
     apply(table, e003)
     broken = table.template(_field(e003, "MMSID"))
     assert broken["state"] == "BROKEN"
     assert broken["videoname"] == _field(e003, "VIDEONAME")
-    apply(table, sample("mms_mt_n003.xml").replace(b"48213", _field(e003, "MMSID").encode()))
+    apply(table, sample("mms_mt_n003.xml").replace(b"51876", _field(e003, "MMSID").encode()))
     assert table.template(_field(e003, "MMSID"))["state"] == "BROKEN"  # a broken template stays broken
 
 
@@ -186,7 +186,7 @@ def test_inbound_messages_by_receiver_and_sender(table):
     sms = next(table.query("FROM#" + _field(sample("sms_mo_n211.xml"), "FROM"), index="gsi2"))
     assert sms["origin"] == "SMS_MO"
     assert sms["text"]
-    mms = next(table.query("TO#47215", index="gsi1", sk_prefix="2024-03-14T16:03:27"))
+    mms = next(table.query("TO#63184", index="gsi1", sk_prefix="2024-02-06T19:26:08"))
     assert mms["origin"] == "MMS_MO"
     assert len(mms["files"]) == 2
     assert mms["raw_key"].startswith("raw/")
@@ -352,7 +352,7 @@ def test_stale_messages_are_counted_once_each_and_final_ones_leave_the_index(mot
     open_tid, final_tid, both_tid = (f"T-{name}-{uuid.uuid4()}" for name in ("open", "final", "both"))
     apply(table, sample("mms_mt_n101.xml", open_tid), sample("mms_mt_n101.xml", final_tid))  # sent in 2024
     apply(table, sample("mms_mt_n102.xml", final_tid))
-    ledger = {"tracking_id": both_tid, "accepted_at": "2024-03-14T14:00:00.000000Z", "request_id": "r-1"}
+    ledger = {"tracking_id": both_tid, "accepted_at": "2024-02-06T14:14:00.000000Z", "request_id": "r-1"}
     table.put_all(outbound_items(ledger))  # the sender's SUBMITTED marker...
     apply(table, sample("mms_mt_n101.xml", both_tid))  # ...and the SENT report: two markers, one message
 
@@ -377,7 +377,7 @@ def test_stale_messages_are_counted_once_each_and_final_ones_leave_the_index(mot
 @pytest.mark.parametrize("reports_first", [True, False], ids=["reports-first", "record-first"])
 def test_reports_and_the_senders_record_join_in_either_order(table, reports_first):
     tid = f"T-join-{uuid.uuid4()}"
-    ledger = {"tracking_id": tid, "accepted_at": "2024-03-14T14:00:00.000000Z", "request_id": f"r-{tid}"}
+    ledger = {"tracking_id": tid, "accepted_at": "2024-02-06T14:14:00.000000Z", "request_id": f"r-{tid}"}
     steps = [
         lambda: apply(table, sample("mms_mt_n102.xml", tid), sample("mms_mt_n101.xml", tid)),
         lambda: table.put_all(outbound_items(ledger)),
@@ -387,7 +387,7 @@ def test_reports_and_the_senders_record_join_in_either_order(table, reports_firs
     message = table.message(tid)
     assert message["state"] == "DELIVERED"  # the SUBMITTED marker never moves it back
     assert message["request"]["request_id"] == f"r-{tid}"
-    assert message["sent_at"] == "2024-03-14T14:02:11.000000Z"
+    assert message["sent_at"] == "2024-02-06T14:14:37.000000Z"
     assert tid not in {m["tracking_id"] for m in table.open_messages(older_than="9999")}
 
 

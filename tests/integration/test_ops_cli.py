@@ -108,8 +108,8 @@ def test_message_shows_state_facts_and_history_in_order(cli, table):
     document = json.loads(out)
     assert document["found"] is True
     assert (document["state"], document["state_code"]) == ("DELIVERED", "N102")
-    assert document["sent_at"] == "2024-03-14T14:02:11.000000Z"
-    assert (document["carrier"], document["sent_as"]) == ("0001890", "MMS")
+    assert document["sent_at"] == "2024-02-06T14:14:37.000000Z"
+    assert (document["carrier"], document["sent_as"]) == ("0001470", "MMS")
     assert document["conflict"] is False
     assert document["terminal_codes"] == ["N102"]
     assert [e["code"] for e in document["history"]] == ["N101", "N102"]
@@ -122,7 +122,7 @@ def test_message_shows_state_facts_and_history_in_order(cli, table):
     code, text, _ = cli("message", tid)
     assert code == 0
     assert "DELIVERED (N102)" in text
-    assert "2024-03-14T14:02:11.000000Z" in text
+    assert "2024-02-06T14:14:37.000000Z" in text
     lines = text.splitlines()
     n101_line = next(i for i, line in enumerate(lines) if " N101 " in line)
     n102_line = next(i for i, line in enumerate(lines) if " N102 " in line and "raw/" in line)
@@ -198,7 +198,7 @@ def test_inbound_by_receiver_and_sender_newest_first_within_range(cli, table):
         ).encode()
         apply(table, body)
     mms = sample(
-        "mms_mo_n401.xml", TO=to, FROM="17735550102", TRACKINGID=f"MMS_MO_{uuid.uuid4().hex[:8]}"
+        "mms_mo_n401.xml", TO=to, FROM="16305550153", TRACKINGID=f"MMS_MO_{uuid.uuid4().hex[:8]}"
     )  # 2024: older than the SMS
     apply(table, mms)
 
@@ -213,8 +213,8 @@ def test_inbound_by_receiver_and_sender_newest_first_within_range(cli, table):
     ]
     assert document["messages"][0]["time"] == iso(times[2])
     assert document["messages"][3]["origin"] == "MMS_MO"
-    assert document["messages"][3]["subject"] == "Our booth"
-    assert document["messages"][3]["keyword"] == "PHOTO"
+    assert document["messages"][3]["subject"] == "Latte art entry"
+    assert document["messages"][3]["keyword"] == "LATTE"
     assert len(document["messages"][3]["files"]) == 2
 
     _, out, _ = cli("--json", "inbound", "--to", to, "--limit", "2")
@@ -232,7 +232,7 @@ def test_inbound_by_receiver_and_sender_newest_first_within_range(cli, table):
     assert "3 (newest first" in text
     assert "message 2\\x9b2J" in text  # a terminal control character (CSI) in an SMS is shown, not obeyed
     assert "\x9b" not in text
-    assert "Our booth" not in text  # the 2024 MMS is before --since
+    assert "Latte art entry" not in text  # the 2024 MMS is before --since
 
 
 def test_inbound_without_a_number_lists_every_numbers_across_days(cli, table):
@@ -358,18 +358,18 @@ def test_suppression_since_when_and_why(cli, table):
     assert json.loads(out)["suppressed"] is False
     assert "no opt-out on record" in cli("suppression", mobile)[1]
 
-    apply(table, sample("sub_n302.xml", MOBILE=mobile))  # 2024-03-14T11:20:46-04
+    apply(table, sample("sub_n302.xml", MOBILE=mobile))  # 2024-02-08T17:42:11-05
     code, out, _ = cli("--json", "suppression", pretty)
     document = json.loads(out)
     assert code == 0
     assert document["mobile"] == mobile
     assert document["suppressed"] is True
-    assert document["since"] == "2024-03-14T15:20:46.000000Z"
+    assert document["since"] == "2024-02-08T22:42:11.000000Z"
     assert document["code"] == "N302"
     assert "SUB N302" in document["source"]
     assert document["raw_key"].startswith("raw/")
-    assert [(s["campaign_id"], s["subscribed"]) for s in document["subscriptions"]] == [("2291", False)]
-    assert "SUPPRESSED since 2024-03-14T15:20:46.000000Z" in cli("suppression", mobile)[1]
+    assert [(s["campaign_id"], s["subscribed"]) for s in document["subscriptions"]] == [("5307", False)]
+    assert "SUPPRESSED since 2024-02-08T22:42:11.000000Z" in cli("suppression", mobile)[1]
 
     apply(table, sample("sub_n301.xml", MOBILE=mobile, TIMESTAMP="2024-04-01T00:00:00Z"))  # opted back in
     document = json.loads(cli("--json", "suppression", mobile)[1])

@@ -75,7 +75,7 @@ def test_the_same_content_after_the_retry_window_is_a_new_change(table):
 
 def test_a_redelivered_e101_keeps_its_history_item_as_first_written(table):
     tid = f"T-e101-{uuid.uuid4()}"
-    body = (SAMPLES / "postbacks" / "mms_mt_e101.xml").read_bytes().replace(b"TU1TXzgxMjM5MA==", tid.encode())
+    body = (SAMPLES / "postbacks" / "mms_mt_e101.xml").read_bytes().replace(b"TU1TXzcwMzEyNQ==", tid.encode())
     delivered(table, body, T1)
     first = [item for item in table.query(f"MSG#{tid}") if item["sk"].startswith("EVT#")]
     delivered(table, body, T1 + timedelta(minutes=10))  # the provider's retry
