@@ -26,7 +26,7 @@ from mmsbridge.postback import parse_postback
 from mmsbridge.provider_api import ErrorClass, TransportFailure, classify_error_code, parse_response
 from tests.conftest import ROOT, SAMPLES
 
-KEY = "TEST-KEY-9f2c41d7b0e84a6c"
+KEY = "FIXTURE-KEY-c83a51e0d7f24b96"  # the key in the fixtures' requests
 REQUESTS = SAMPLES / "requests"
 RESPONSES = SAMPLES / "responses"
 FAST = PostbackSettings(
@@ -121,7 +121,7 @@ def make_sim():
 
 @pytest.fixture(scope="module")
 def shared_sim():
-    with ProviderSimulator(api_key=KEY, postbacks=FAST, templates=["48213"]) as simulator:
+    with ProviderSimulator(api_key=KEY, postbacks=FAST, templates=["48213", "51876"]) as simulator:
         yield simulator
 
 
@@ -212,8 +212,8 @@ def test_sample_requests_get_the_documented_success_shape(sim, request_file, res
     if "MMSID" in values:
         assert values["MMSID"].isdigit()
     if request_file == "send_saved_mms.xml":
-        assert values["MMSID"] == "48213"
-        assert values["FROM"] == "47215"
+        assert values["MMSID"] == "51876"
+        assert values["FROM"] == "63184"
     result = parse_response(response.content, http_status=200)
     assert result.ok
     assert result.tracking_id == values.get("TRACKINGID")
@@ -225,7 +225,7 @@ def test_the_older_form_body_works(sim, field):
     response = requests.post(sim.api_url, data={field: document}, timeout=5)
 
     assert answer(response)["STATUS"] == "Success"
-    assert sim.log()[-1]["fields"]["TEXT"].startswith("Northwind")
+    assert sim.log()[-1]["fields"]["TEXT"].startswith("Lakeshore")
 
 
 def test_tracking_ids_and_mms_ids_are_fresh(sim):
@@ -528,7 +528,7 @@ def test_sms_postbacks_arrive_in_order_in_the_v1_dialect(make_sim, receiver):
 
 
 def test_mms_postbacks_carry_the_template_and_tracking_id(make_sim, receiver):
-    simulator = make_sim(postback_url=receiver.url, templates=["48213"])
+    simulator = make_sim(postback_url=receiver.url, templates=["51876"])
     values = answer(post(simulator, (REQUESTS / "send_saved_mms.xml").read_bytes()))
 
     sent, delivered = (parse_postback(item.body) for item in receiver.wait_for(2))
@@ -540,8 +540,8 @@ def test_mms_postbacks_carry_the_template_and_tracking_id(make_sim, receiver):
         "DELIVERED",
     )
     for parsed in (sent, delivered):
-        assert (parsed.tracking_id, parsed.mms_id) == (values["TRACKINGID"], "48213")
-        assert parsed.fields["TO"] == "13125550147"
+        assert (parsed.tracking_id, parsed.mms_id) == (values["TRACKINGID"], "51876")
+        assert parsed.fields["TO"] == "13125550118"
         assert parsed.fields["SENTAS"] == "MMS"
 
 
@@ -793,7 +793,7 @@ def test_failed_encoding_breaks_the_template(make_sim, receiver):
     parsed = parse_postback(receiver.wait_for(1)[0].body)
 
     assert (parsed.code, parsed.template_state.name) == ("E002", "BROKEN")
-    assert parsed.fields["AUDIONAME"] == "https://media.northwind.example/mms/spring/jingle.mp3"
+    assert parsed.fields["AUDIONAME"] == "https://media.lakeshore.example/mms/winter/espresso-pull.mp3"
     assert (
         answer(post(simulator, request("sendSavedMMS", **{**SAVED, "MMSID": mms_id})))["ERRORCODE"] == "E625"
     )
