@@ -38,7 +38,7 @@ from mmsbridge import envelope
 from mmsbridge.postback import parse_postback
 from mmsbridge.state_writes import Received, plan_batch
 
-SAMPLES = ROOT.parent / "shared" / "provider" / "samples" / "postbacks"
+SAMPLES = ROOT / "tests" / "fixtures" / "provider" / "postbacks"
 serializer = TypeSerializer()
 DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - the handler's log lines, for the whole run
 

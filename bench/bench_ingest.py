@@ -32,7 +32,7 @@ from bench.common import ROOT, cold_environment, fresh_interpreter, interleaved,
 from local import faults
 from local import stack as local_stack
 
-BODY = (ROOT.parent / "shared" / "provider" / "samples" / "postbacks" / "mms_mt_n102.xml").read_bytes()
+BODY = (ROOT / "tests" / "fixtures" / "provider" / "postbacks" / "mms_mt_n102.xml").read_bytes()
 
 
 def proxy_event(body: bytes) -> dict:

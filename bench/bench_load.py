@@ -37,7 +37,7 @@ from local.runtime import patched_environ
 from local.stack import aws_environment
 from mmsbridge.state_table import StateTable
 
-SAMPLES = ROOT.parent / "shared" / "provider" / "samples" / "postbacks"
+SAMPLES = ROOT / "tests" / "fixtures" / "provider" / "postbacks"
 TRACKING = re.compile(rb"<TRACKINGID>[^<]*</TRACKINGID>")
 ATTEMPTS = 5
 REQUEST_TIMEOUT_S = 10.0  # what the provider waits for an answer (docs/provider-protocol.md)

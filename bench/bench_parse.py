@@ -2,10 +2,10 @@
 
     PYTHONPATH=layers/mmsbridge python bench/bench_parse.py [--json] [--repeat N] [--number N] [--samples DIR]
 
-For every sample postback (provider/samples/postbacks, lower/ included), each contender parses the document
-`number` times per round, for `repeat` rounds, interleaved so drift hits all three alike. A document's cost
-is its best round (best-of-N); the figure reported per contender is the median over documents, in µs per
-parse. Contenders: `parse_postback` (everything: checks, parse, classification), bare
+For every sample postback (tests/fixtures/provider/postbacks, lower/ and legacy/ included), each contender
+parses the document `number` times per round, for `repeat` rounds, interleaved so drift hits all three alike.
+A document's cost is its best round (best-of-N); the figure reported per contender is the median over
+documents, in µs per parse. Contenders: `parse_postback` (everything: checks, parse, classification), bare
 `defusedxml.ElementTree.fromstring(b, forbid_dtd=True)`, and the stdlib (C accelerated) `fromstring`.
 Target: parse_us <= 1.3 x defused_us.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import defusedxml.ElementTree as DefusedET
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SAMPLES = ROOT.parent / "shared" / "provider" / "samples"
+DEFAULT_SAMPLES = ROOT / "tests" / "fixtures" / "provider"
 RECEIVED_AT = datetime(2024, 3, 14, 15, 0, tzinfo=UTC)
 
 

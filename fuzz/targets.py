@@ -39,8 +39,8 @@ from mmsbridge.state_table import to_dynamo
 from mmsbridge.state_writes import Received, plan_batch
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-# The provider's samples sit beside the repository, as tests/conftest.py's SAMPLES finds them.
-SAMPLES: Final = ROOT.parent / "shared" / "provider" / "samples"
+# The provider fixtures in the repository, the folder tests/conftest.py's SAMPLES names.
+SAMPLES: Final = ROOT / "tests" / "fixtures" / "provider"
 SEND_REQUEST_EVENTS: Final = ROOT / "events" / "sender"
 
 RECEIVED_AT: Final = datetime(2024, 3, 14, 15, 0, tzinfo=UTC)
