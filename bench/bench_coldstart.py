@@ -155,7 +155,12 @@ def main() -> int:
             build_dir = workdir / "build"
             artifacts.build(build_dir, artifacts.load_stack())
         report = measure(build_dir, args.runs, workdir)
-    shown = str(build_dir) if build_dir == artifacts.BUILD_DIR else "built afresh by the template's Makefiles"
+    # The report is committed: the build directory is named relative to the checkout, wherever that is.
+    shown = (
+        build_dir.relative_to(artifacts.ROOT).as_posix()
+        if build_dir == artifacts.BUILD_DIR
+        else "built afresh by the template's Makefiles"
+    )
     if args.json:
         print(json.dumps({"runs": args.runs, "artifacts": shown, "target": TARGET, "functions": report}))
     else:
