@@ -100,7 +100,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 # The postback parser, the send-request validator and the provider-response parser, FUZZ_SECONDS per target
-# with hypothesis and again with atheris (libFuzzer), seeded from the provider's samples; no network.
+# with hypothesis and again with atheris (libFuzzer), seeded from tests/fixtures/provider; no network.
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.installed
 	$(PY) -m pip install -q -r requirements-fuzz.txt 2>&1 | $(PIP_QUIET) \

@@ -4,9 +4,9 @@
 
 First the hypothesis properties of tests/hostile/test_fuzz_properties.py, round after round for N seconds
 each; then, if atheris is installed, a libFuzzer run of N seconds per target (fuzz/atheris_harness.py),
-seeded from the provider's samples and the example send requests, its corpus kept in
-<workdir>/corpus/<target> between runs and any crashing input saved in <workdir>/artifacts/. Everything
-runs in local processes with no network. Exit 1 if any target broke its contract, else 0.
+seeded from the provider fixtures (tests/fixtures/provider) and the example send requests, its corpus
+kept in <workdir>/corpus/<target> between runs and any crashing input saved in <workdir>/artifacts/.
+Everything runs in local processes with no network. Exit 1 if any target broke its contract, else 0.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of one target with atheris (libFuzzer), seeded from the provider's samples.
+"""Coverage-guided fuzzing of one target with atheris (libFuzzer), seeded from the provider fixtures.
 
     python -m fuzz.atheris_harness TARGET [libFuzzer options] CORPUS_DIR
 
