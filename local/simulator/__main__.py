@@ -25,12 +25,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE), help=f"or ${API_KEY_VARIABLE}")
     parser.add_argument("--throughput", type=int, help="calls per second across all clients (default: none)")
     parser.add_argument("--throughput-per-action", action="store_true", help="count each action separately")
+    parser.add_argument("--min-interval", type=float, help="seconds between two calls, E106 otherwise")
+    parser.add_argument("--quota", type=int, help="API calls the account may make, E120 afterwards")
     parser.add_argument("--postback-url", help="where postbacks go (default: none are sent)")
     parser.add_argument("--mo-postback-url", help="separate URL for inbound SMS/MMS")
     parser.add_argument("--template", action="append", default=[], help="MMSID the account already has")
     parser.add_argument("--dialect", choices=DIALECTS, default="v1")
     parser.add_argument("--mms-outcome", default="N102", **_outcome(MMS_OUTCOMES))
     parser.add_argument("--sms-outcome", default="N202", **_outcome(SMS_OUTCOMES))
+    parser.add_argument(
+        "--status-text", help="STATUS of the outcome postback, e.g. 'Message Sent/Expired' on N102"
+    )
     parser.add_argument("--template-outcome", default="N003", choices=sorted(TEMPLATE_OUTCOMES))
     parser.add_argument("--template-delay", type=float, default=1.0, help="seconds a template stays ENCODING")
     parser.add_argument("--retry-interval", type=float, default=300.0, help="postback retry interval (s)")
@@ -58,6 +63,7 @@ def build(args: argparse.Namespace) -> ProviderSimulator:
         dialect=args.dialect,
         mms_outcome=None if args.mms_outcome == "none" else args.mms_outcome,
         sms_outcome=None if args.sms_outcome == "none" else args.sms_outcome,
+        status_text=args.status_text,
         template_outcome=args.template_outcome,
         template_delay_s=args.template_delay,
         retry_interval_s=args.retry_interval,
@@ -73,6 +79,8 @@ def build(args: argparse.Namespace) -> ProviderSimulator:
         mo_postback_url=args.mo_postback_url,
         throughput_per_s=args.throughput,
         throughput_per_action=args.throughput_per_action,
+        min_interval_s=args.min_interval,
+        request_quota=args.quota,
         postbacks=settings,
         faults=[Fault.from_json(json.loads(text)) for text in args.fault],
         seed=args.seed,

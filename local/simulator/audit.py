@@ -16,6 +16,7 @@ from mmsbridge.provider_api import REDACTED
 __all__ = ["Audit"]
 
 NO_ACTION: Final = "(none)"
+PACING_CODES: Final = ("E113", "E106", "E120")  # counted on their own: throughput, interval, quota
 MAX_DUPLICATES_LISTED: Final = 1000
 
 
@@ -67,7 +68,8 @@ class Audit:
             self._calls.setdefault(action, Counter())[entry["answer"]] += 1
             self._counts["calls"] += 1
             self._counts["faults"] += entry.get("fault") is not None
-            self._counts["e113"] += entry["answer"] == "E113"
+            for code in PACING_CODES:
+                self._counts[code.lower()] += entry["answer"] == code
             if send_key is not None:
                 self._record_send(action, send_key, stored["seq"])
             return stored
@@ -103,6 +105,8 @@ class Audit:
                 "accepted_sends": sum(self._accepted.values()),
                 "accepted_by_action": dict(self._accepted),
                 "e113": counts["e113"],
+                "e106": counts["e106"],
+                "e120": counts["e120"],
                 "faults": counts["faults"],
                 "duplicates": counts["duplicates"],
                 "duplicate_sends": list(self._duplicates),

@@ -6,14 +6,16 @@ fires answers the call. Kinds:
 
 | kind | the client sees |
 |---|---|
-| `http_error` | HTTP `status` (500 by default) with an HTML body |
+| `http_error` | HTTP `status` (500 by default) with an HTML body, no XML: a proxy in front of the API |
 | `delay` | the normal answer, `delay_s` late (processed first: a timed-out client cannot know) |
 | `drop` | the connection closed without an answer |
 | `malformed` | HTTP 200 with `body` (truncated XML by default) |
-| `answer` | HTTP 200 with an API failure `code` (E503, E113, E104, E626, E112, ...) |
+| `answer` | HTTP 200 with an API failure `code` (E503, E113, E106, E120, E104, E626, E112, ...) |
 
 With `accept=True` the call is processed as usual first (a send is accepted and its postbacks follow), and
-only the answer is replaced: the "provider accepted it but the client never learned" case.
+only the answer is replaced: the "provider accepted it but the client never learned" case (a proxy's 408
+after the API read the request). `retry_after_s` adds a `Retry-After: <seconds>` header to the answer (a
+proxy's 429 says when calls may resume: `Fault("http_error", status=429, retry_after_s=7)`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Fault:
     code: str = "E503"
     body: str = DEFAULT_MALFORMED
     accept: bool = False
+    retry_after_s: int | None = None  # whole seconds, the Retry-After header's delay-seconds form
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +69,14 @@ class Fault:
             problems.append("delay_s must be 0-600")
         if not _CODE.fullmatch(self.code):
             problems.append("code must look like E503")
+        if self.retry_after_s is not None and (
+            isinstance(self.retry_after_s, bool)
+            or not isinstance(self.retry_after_s, int)
+            or not 0 <= self.retry_after_s <= 86400
+        ):
+            problems.append("retry_after_s must be whole seconds 0-86400")
+        if self.retry_after_s is not None and self.kind == "drop":
+            problems.append("a drop has no answer to carry retry_after_s")
         if problems:
             raise ValueError("; ".join(problems))
 

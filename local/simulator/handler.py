@@ -29,6 +29,7 @@ class Answer:
     content_type: str
     drop: bool = False  # close the connection without answering
     delay_s: float = 0.0  # answer this much later
+    headers: tuple[tuple[str, str], ...] = ()  # besides Content-Type and Content-Length (Retry-After)
 
 
 class ControlError(ValueError):
@@ -117,7 +118,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if answer.drop:
             self.close_connection = True
             return
-        self._send(answer.status, answer.body, answer.content_type)
+        self._send(answer.status, answer.body, answer.content_type, dict(answer.headers))
 
     def _control(self, route: str) -> None:
         body = self._read_body(MAX_CONTROL_BYTES) if self.command in ("POST", "PUT") else b""
@@ -169,6 +170,7 @@ def control(
                 str(payload.get("mms_id", "")),
                 ready_in_s=float(payload.get("ready_in_s", 0.0)),
                 outcome=payload.get("outcome", "N003"),
+                slides=payload.get("slides"),
             )
             return 200, {
                 "mms_id": str(payload["mms_id"]),
@@ -204,19 +206,32 @@ def _config(simulator: ProviderSimulator) -> dict[str, Any]:
         "postback_url": simulator.postback_url,
         "mo_postback_url": simulator.mo_postback_url,
         "throughput_per_s": simulator.throughput_per_s,
+        "min_interval_s": simulator.min_interval_s,
+        "request_quota": simulator.request_quota,
         "postbacks": asdict(simulator.postback_settings),
     }
 
 
 def _configure(simulator: ProviderSimulator, payload: Any) -> None:
     payload = _object(payload)
-    unknown = set(payload) - {"postback_url", "mo_postback_url", "throughput_per_s", "postbacks"}
+    unknown = set(payload) - {
+        "postback_url",
+        "mo_postback_url",
+        "throughput_per_s",
+        "min_interval_s",
+        "request_quota",
+        "postbacks",
+    }
     if unknown:
         raise ControlError(f"unknown config fields: {sorted(unknown)}")
     if "postbacks" in payload:
         simulator.configure_postbacks(**_object(payload["postbacks"]))
     if "throughput_per_s" in payload:
         simulator.throughput_per_s = payload["throughput_per_s"]
+    if "min_interval_s" in payload:
+        simulator.min_interval_s = payload["min_interval_s"]
+    if "request_quota" in payload:
+        simulator.request_quota = payload["request_quota"]
     if "postback_url" in payload:
         simulator.postback_url = payload["postback_url"]
     if "mo_postback_url" in payload:

@@ -3,6 +3,9 @@ sends them.
 
 Pure: a `Postback` is built from facts and a time, and rendered in the v1 upper-case dialect (the default) or
 the hyphenated lower-case one. Every body starts with `<?xml version='1.0'?>` and carries US Eastern times.
+
+A delivery report (N102/N202) carries success or failure in its STATUS (§3.2): with a `status_text` such as
+`Message Sent/Expired` it reports a failed delivery, as the provider does.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ SMS_OUTCOMES: Final = frozenset({"N202", "E201", "E202"})
 TEMPLATE_OUTCOMES: Final = frozenset({"N003", "E002", "E003"})
 _NEVER_SENT: Final = frozenset({"E101", "E201"})  # these come alone, without N101/N201 first
 _VIA_LINK: Final = frozenset({"N202", "E202"})  # MMS delivered (or not) as an SMS link to hosted content
+# How each dialect spells the not-supported failure (§3.2): the same event, written two ways.
+_STATUS_SPELLING: Final = {
+    V1: ("/Not Supported", "/NotSupported"),
+    HYPHENATED: ("/NotSupported", "/Not Supported"),
+}
 
 STATUS_TEXT: Final = {
     "N101": "Message Sent",
@@ -129,6 +137,8 @@ def render(postback: Postback, dialect: str = V1) -> bytes:
     for name, value in (("ORIGIN", postback.origin), ("CODE", code), *postback.fields):
         if dialect == HYPHENATED and name in _NOT_HYPHENATED:
             continue
+        if name == "STATUS" and isinstance(value, str):
+            value = value.replace(*_STATUS_SPELLING[dialect])
         tag = _tag(name, dialect)
         if isinstance(value, tuple):
             file_tag = _tag("FILE", dialect)
@@ -150,7 +160,10 @@ class PostbackSettings:
 
     Outcomes are codes: MMS `N102`/`N202`/`E101`/`E102`/`E202`, SMS `N202`/`E201`/`E202`, or None for a
     carrier without delivery reports (N101/N201 only). `outcome_by_to` overrides them per recipient number.
-    `status_text` overrides the STATUS text of failure outcomes (e.g. `Message Sent/Rejected`).
+    `status_text` is the STATUS of the outcome's postback, whatever its code: a failure text such as
+    `Message Sent/Rejected` on E102/E202, and on N102/N202 the delivery report of a failed delivery
+    (`Message Sent/Expired`, `/Rejected`, `/Failed`, `/NotSupported`; rendered `/Not Supported` in the
+    hyphenated dialect). None: the code's usual text (`Message Sent/Delivered` for N102/N202).
     Timing: N101/N201 `first_delay_s` after the send, the outcome `outcome_delay_s` later; `reverse_order`
     sends the outcome first; `delay_first_s` holds N101/N201 until that long after the outcome. `duplicates`
     sends every body that many times. A delivery not answered 200 within `timeout_s` is retried every
@@ -256,21 +269,24 @@ def delivery_postback(
 ) -> Postback:
     """The MMS_MT or SMS_MT postback `code` for `message`; `outcome` is the message's final code."""
     if message.action is Action.SEND_SMS:
-        return _sms_mt(message, code, at, status_text)
-    return _mms_mt(message, code, at, outcome=outcome, status_text=status_text)
+        return _sms_mt(message, code, at, _status(code, outcome, status_text))
+    return _mms_mt(message, code, at, outcome=outcome, status=_status(code, outcome, status_text))
 
 
-def _status(code: str, status_text: str | None) -> str:
-    return status_text if status_text and code.startswith("E") else STATUS_TEXT[code]
+def _status(code: str, outcome: str | None, status_text: str | None) -> str:
+    """The STATUS of `code`: `status_text` for the outcome's postback (not for N101/N201 before it)."""
+    return status_text if status_text and code == outcome else STATUS_TEXT[code]
 
 
-def _mms_mt(
-    message: Message, code: str, at: datetime, *, outcome: str | None, status_text: str | None
-) -> Postback:
+def _delivered(status: str) -> bool:
+    return status == STATUS_TEXT["N102"]
+
+
+def _mms_mt(message: Message, code: str, at: datetime, *, outcome: str | None, status: str) -> Postback:
     fields: list[tuple[str, Value]] = []
     if code != "E101":
         fields.append(("SENTAS", "SMS" if outcome in _VIA_LINK else "MMS"))
-    fields.append(("STATUS", _status(code, status_text)))
+    fields.append(("STATUS", status))
     if code != "N202":
         fields.append(("MMSID", message.mms_id or ""))
     fields += [
@@ -281,7 +297,7 @@ def _mms_mt(
     ]
     if code != "E101":
         fields.append(("TIMESTAMP", eastern(at)))
-    if code == "N102":
+    if code == "N102" and _delivered(status):  # a failed report names no handset (the N102 Expired sample)
         fields.append(("HANDSET", HANDSET))
     if code in ("N102", "N202", "E102", "E202"):
         fields.append(("AGGREGATORID", _aggregator_id(message.number)))
@@ -292,9 +308,9 @@ def _mms_mt(
     return Postback("MMS_MT", code, tuple(fields))
 
 
-def _sms_mt(message: Message, code: str, at: datetime, status_text: str | None) -> Postback:
+def _sms_mt(message: Message, code: str, at: datetime, status: str) -> Postback:
     fields: list[tuple[str, Value]] = [
-        ("STATUS", _status(code, status_text)),
+        ("STATUS", status),
         ("FROM", message.from_),
         ("FROM_MASK", ""),
         ("TO", message.to),
@@ -304,7 +320,7 @@ def _sms_mt(message: Message, code: str, at: datetime, status_text: str | None) 
     ]
     if code in ("N202", "E202"):
         fields.append(("AGGREGATORID", _aggregator_id(message.number)))
-    if ("SMS_MT", code) in _DETAILS:
+    if ("SMS_MT", code) in _DETAILS and _delivered(status):  # the gateway text of a delivered report
         fields.append(("STATUSDETAILS", _DETAILS[("SMS_MT", code)]))
     return Postback("SMS_MT", code, tuple(fields))
 

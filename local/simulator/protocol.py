@@ -4,9 +4,13 @@ Pure: bytes in, values or bytes out. State the checks need (templates, the accou
 arguments. A request that fails a check raises `ApiError` with the provider's code; the caller turns it into
 a `Failure` document with `failure_response`.
 
-Order of checks, where the provider documents none: document (E100/E108), key (E102/E104), action
-(E101/E107), then the action's own rules, addressing first, template state last (so E626 means "everything
-else is right, just wait").
+Order of checks, where the provider documents none: document (Content-Type, E100/E108), key (E102/E104),
+action (E101/E107), element names (E100), then the action's own rules, addressing first, template state last
+(so E626 means "everything else is right, just wait").
+
+Element names are checked as strictly as the client is meant to write them (docs/provider-protocol.md §1,
+§2): the v1 upper-case names of the action's table, spelled exactly. The key and the action are still found
+under any spelling, so a wrong key is E104 whatever its element is called.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mmsbridge.provider_api import REDACTED, normalise_name
 from mmsbridge.send_request import SLIDE_TEXT_MAX, SLIDES_MAX, SMS_TEXT_MAX, SUBJECT_MAX, Action
 
 __all__ = [
+    "ELEMENTS",
     "MAX_REQUEST_BYTES",
     "SEND_ACTIONS",
     "Accepted",
@@ -40,6 +45,7 @@ __all__ = [
     "action_of",
     "canonical_action",
     "check_credentials",
+    "check_elements",
     "echoed_to",
     "failure_response",
     "parse_document",
@@ -57,6 +63,7 @@ ERROR_INFO: Final = {
     "E101": "Action is missing.",
     "E102": "API key is missing.",
     "E104": "User Authentication Failed.",
+    "E106": "Minimum interval between API calls not respected. API call rejected.",
     "E107": "Action not permitted.",
     "E108": "XML parsing error.",
     "E110": "Invalid receiver number.",
@@ -64,6 +71,7 @@ ERROR_INFO: Final = {
     "E112": "Your IP address is not allowed.",
     "E113": "Set throughput exceeded for this API action. API call rejected.",
     "E114": "Receiver number is blacklisted.",
+    "E120": "API request quota reached. API call rejected.",
     "E201": "Receiver number is required.",
     "E223": "Only one object is allowed per slide.",
     "E224": "An object cannot be combined with image, audio or video.",
@@ -92,15 +100,55 @@ _NO_ECHO: Final = frozenset({"E100", "E101", "E102", "E104", "E107", "E108", "E1
 
 _DOCTYPE: Final = re.compile(rb"<!\s*doctype", re.IGNORECASE)
 _FORM: Final = "application/x-www-form-urlencoded"
+_XML: Final = "text/xml"
+_UTF8: Final = frozenset({"utf-8", "utf8"})
 _INTERNATIONAL: Final = re.compile(rf"[1-9][0-9]{{{MIN_DIGITS - 1},{MAX_DIGITS - 1}}}")
 _DIGITS: Final = re.compile(r"[0-9]+")
 _ABSOLUTE_URL: Final = re.compile(r"https?://[^\s/]+/\S*", re.IGNORECASE)
 _SAFE_NAME: Final = re.compile(r"[A-Z0-9]{1,32}")
-_ALIASES: Final = {"MESSAGETEXT": "TEXT", "MESSAGESUBJECT": "SUBJECT"}
-_CONTAINERS: Final = frozenset({"SLIDE", "CUSTOMTEXT", "DATA"})
-_REPEATABLE: Final = frozenset({"SLIDE", "CUSTOMTEXT"})
+_SHOWN_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# The protocol's own limit (docs/provider-protocol.md §2.1), kept apart from the builder's constant so that a
+# change there is caught here.
+CAMPAIGN_REF_MAX: Final = 64
+# SLIDE is the only element a request may repeat: the v1 schema declares `CUSTOMTEXT {…}?` (at most one).
+_REPEATABLE: Final = frozenset({"SLIDE"})
 _MEDIA: Final = ("IMAGE", "AUDIO", "VIDEO")
 _OBJECTS: Final = ("VCARD", "ICAL", "PDF", "PASSBOOK")
+
+# The v1 request vocabulary, spelled as the client is meant to write it (docs/provider-protocol.md §2).
+_EVERY_ACTION: Final = frozenset({"ACTION", "API_KEY", "SERVICEID"})  # SERVICEID: on every call when set
+_ADDRESSING: Final = frozenset({"TO", "FROM", "FROM_MASK", "OPERATORID", "CAMPAIGNREF"})
+_CONTENT: Final = frozenset({"NAME", "SUBJECT", "FALLBACKSMSTEXT", "DISABLEFALLBACKSMSLINK", "SLIDE"})
+ELEMENTS: Final = {
+    Action.SEND_SMS: _EVERY_ACTION | _ADDRESSING | {"TEXT"},
+    Action.SAVE_MMS: _EVERY_ACTION | _CONTENT | {"DISABLEFALLBACKSMS"},
+    Action.SEND_MMS: _EVERY_ACTION | _ADDRESSING | _CONTENT,  # §2.4 lists no DISABLEFALLBACKSMS
+    Action.SEND_SAVED_MMS: _EVERY_ACTION
+    | _ADDRESSING
+    | {
+        "MMSID",
+        "FALLBACKSMSTEXT",
+        "DISABLEFALLBACKSMS",
+        "DISABLEFALLBACKSMSLINK",
+        "CUSTOMSUBJECT",
+        "CUSTOMTEXT",
+        "DATA",
+        "DDMTITLE",
+        "DDMTEXT",
+        "DDMTIMEOUT",
+        "DDMFORCE",
+        "FORCEPASSASLINK",
+    },
+}
+_VOCABULARY: Final = frozenset().union(*ELEMENTS.values())
+_CUSTOMTEXT_CHILDREN: Final = frozenset({"VALUE", "SLIDE"})
+# The elements that hold elements, by path; every other element holds text only (DATA: free-form names).
+_CHILDREN: Final = {
+    "SLIDE": frozenset({*_MEDIA, *_OBJECTS, "TEXT", "DURATION", "PERSONALIZED-IMAGE"}),
+    **{f"SLIDE/{name}": frozenset({"URL"}) for name in (*_MEDIA, *_OBJECTS)},
+    "SLIDE/PERSONALIZED-IMAGE": frozenset({"TEMPLATE-ID"}),  # hyphenated even in v1 (§2.2)
+    "CUSTOMTEXT": _CUSTOMTEXT_CHILDREN,
+}
 # Left out of the duplicate key: they do not change what the recipient gets.
 _NOT_CONTENT: Final = frozenset({"APIKEY", "TO", "NAME", "CAMPAIGNREF", "OPERATORID"})
 _JSON_DEPTH: Final = 8
@@ -125,8 +173,7 @@ class TemplateState:
 
 
 def _name(element: Element) -> str:
-    name = normalise_name(element.tag)
-    return _ALIASES.get(name, name)
+    return normalise_name(element.tag)
 
 
 def _text(element: Element) -> str:
@@ -185,10 +232,19 @@ class Request:
 
 
 def _xml_from_body(body: bytes, content_type: str) -> bytes:
-    """The XML of a POST body: the raw body, or the `xml` (or `XML`) field of a form-encoded body."""
-    is_form = content_type.split(";")[0].strip().lower() == _FORM or body[:4] in (b"xml=", b"XML=")
-    if not is_form:
+    """The XML of a POST body: a raw `text/xml` body (UTF-8, docs/provider-protocol.md §1), or the `xml` (or
+    `XML`) field of the older form-encoded body. Any other Content-Type is E100: the request builder must
+    label what it sends, and a body sent as JSON or without a type is not the documented call."""
+    media_type, *parameters = content_type.split(";")
+    media_type = media_type.strip().lower()
+    if media_type == _XML:
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in _UTF8:
+                raise ApiError("E100", "Content-Type must be text/xml; charset=utf-8.")
         return body
+    if media_type != _FORM:
+        raise ApiError("E100", "Content-Type must be text/xml; charset=utf-8.")
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
@@ -216,15 +272,76 @@ def read_request(body: bytes, content_type: str) -> Request:
     if len(body) > MAX_REQUEST_BYTES:
         raise ApiError("E100", "Request too large.")
     root = parse_document(_xml_from_body(body, content_type))
-    if not isinstance(root.tag, str) or normalise_name(root.tag) != "REQUEST":
+    if root.tag != "REQUEST":  # not `request`: the v1 name, exactly
         raise ApiError("E100")
     children: dict[str, list[Element]] = {}
     for child in root:
         if isinstance(child.tag, str):
             children.setdefault(_name(child), []).append(child)
-    if any(len(elements) > 1 for name, elements in children.items() if name not in _REPEATABLE):
-        raise ApiError("E100", "An element appears more than once.")
+    for name, elements in children.items():
+        if len(elements) > 1 and name not in _REPEATABLE:
+            if name == "CUSTOMTEXT":
+                raise ApiError("E100", "CUSTOMTEXT appears more than once: a request overrides one slide.")
+            shown = elements[0].tag if _SHOWN_NAME.fullmatch(elements[0].tag) else "An element"
+            raise ApiError("E100", f"{shown} appears more than once.")
     return Request(children)
+
+
+def _shown(tag: str) -> str:
+    """An element name fit to quote in ERRORINFO, or a neutral word."""
+    return tag if _SHOWN_NAME.fullmatch(tag) else "element"
+
+
+def _spelling(tag: str, expected: frozenset[str]) -> str | None:
+    """The v1 name `tag` misspells (`api-key`, `Api_Key`, `APIKEY` for API_KEY), if any."""
+    for name in expected:
+        if normalise_name(name) == normalise_name(tag):
+            return name
+    return None
+
+
+def _check_name(element: Element, expected: frozenset[str], where: str, unknown_code: str) -> None:
+    """E100 for a misspelt v1 name; `unknown_code` for a name the position does not take."""
+    tag = element.tag
+    if tag in expected:
+        return
+    v1_name = _spelling(tag, expected)
+    if v1_name is not None:
+        raise ApiError("E100", f"{_shown(tag)}: element names are the v1 ones, here {v1_name}.")
+    if tag != tag.upper():  # lower-case (hyphenated dialect) names are refused anywhere
+        raise ApiError("E100", f"{_shown(tag)}: element names are the v1 upper-case ones.")
+    raise ApiError(unknown_code, f"{_shown(tag)} is not allowed in {where}.")
+
+
+def _check_tree(element: Element, path: str) -> None:
+    """The children of the element at `path`: their names, and no elements inside a text element."""
+    children = [child for child in element if isinstance(child.tag, str)]
+    if path == "DATA":  # merge values under names of the client's choosing, each a text element
+        if any(len(child) for child in children):
+            raise ApiError("E100", "DATA values are text elements.")
+        return
+    allowed = _CHILDREN.get(path)
+    if allowed is None:
+        if children:
+            raise ApiError("E100", f"{_shown(element.tag)} holds text, not elements.")
+        return
+    # Content a slide does not take is the provider's E229; anywhere else the request is malformed.
+    unknown_code = "E229" if path.startswith("SLIDE") else "E100"
+    for child in children:
+        _check_name(child, allowed, path, unknown_code)
+        _check_tree(child, f"{path}/{child.tag}")
+    if path == "CUSTOMTEXT" and any(sum(child.tag == name for child in children) > 1 for name in allowed):
+        raise ApiError("E100", "CUSTOMTEXT takes one VALUE and one SLIDE.")
+
+
+def check_elements(request: Request, action: Action) -> None:
+    """Every element name is the v1 one the action's table lists (docs/provider-protocol.md §2), spelled
+    exactly; text elements hold no elements. E100 otherwise (E229 for content a slide does not take)."""
+    expected = ELEMENTS[action]
+    for elements in request.children.values():
+        for element in elements:
+            _check_name(element, expected, action.value, "E100")
+            _check_tree(element, element.tag)
 
 
 def check_credentials(request: Request, api_key: str) -> None:
@@ -267,6 +384,7 @@ class Accepted:
     operator_id: str | None = None
     audio_url: str | None = None  # saveMMS: first audio/video, named by E002/E003
     video_url: str | None = None
+    slides: int | None = None  # saveMMS: how many slides the template has (CUSTOMTEXT's SLIDE range)
 
 
 def _recipient(request: Request, missing_code: str) -> str:
@@ -288,7 +406,16 @@ def _sender(request: Request, senders: frozenset[str] | None) -> str:
 
 
 def _campaign(request: Request, *, enforced: bool) -> None:
-    if enforced and not _DIGITS.fullmatch(request.value("CAMPAIGNREF") or ""):
+    """CAMPAIGNREF is text (docs/provider-protocol.md §2.1): 1-64 printable characters without surrounding
+    space, required only under "Enforce Campaign Check". Read unstripped: a trailing line break would make
+    another campaign."""
+    elements = request.all("CAMPAIGNREF")
+    if not elements:
+        if enforced:
+            raise ApiError("E714")
+        return
+    raw = elements[0].text or ""
+    if not 1 <= len(raw) <= CAMPAIGN_REF_MAX or not raw.isprintable() or raw != raw.strip():
         raise ApiError("E714")
 
 
@@ -339,6 +466,9 @@ def _slide(slide: Element, number: int) -> dict[str, str]:
             if not _DIGITS.fullmatch(_text(child)) or int(_text(child)) == 0:
                 raise ApiError("E230", f"Slide {number}: duration must be a positive number of seconds.")
         elif name == "PERSONALIZEDIMAGE":
+            ids = [_text(item) for item in child if isinstance(item.tag, str)]
+            if len(ids) != 1 or not ids[0]:  # without its TEMPLATE-ID there is no image to fetch
+                raise ApiError(f"E35{number}", f"Could not fetch the media in slide {number}.")
             kinds["IMAGE"] += 1
         else:
             shown = name if _SAFE_NAME.fullmatch(name) else "element"
@@ -368,14 +498,26 @@ def _mms_content(request: Request, *, no_subject_code: str) -> dict[str, str]:
     return found
 
 
-def _custom_fields(request: Request) -> None:
+def _custom_fields(request: Request, template_slides: int | None) -> None:
+    """CUSTOMSUBJECT and CUSTOMTEXT (docs/provider-protocol.md §2.3). CUSTOMTEXT needs both VALUE and SLIDE;
+    a SLIDE that is not a slide number (1-8) is E100, one past the end of a template whose slides are known
+    E241: the content it would override does not exist."""
     subject = request.value("CUSTOMSUBJECT")
     if subject is not None and len(subject) > SUBJECT_MAX:
         raise ApiError("E314", f"Custom subject longer than {SUBJECT_MAX} characters.")
     for custom in request.all("CUSTOMTEXT"):
-        values = [_text(child) for child in custom if isinstance(child.tag, str) and _name(child) == "VALUE"]
-        if any(len(value) > SLIDE_TEXT_MAX for value in values):
+        parts = {child.tag: _text(child) for child in custom if isinstance(child.tag, str)}
+        value, slide = parts.get("VALUE"), parts.get("SLIDE")
+        if not value:
+            raise ApiError("E100", "CUSTOMTEXT needs a VALUE.")
+        if not slide:
+            raise ApiError("E100", "CUSTOMTEXT needs a SLIDE.")
+        if len(value) > SLIDE_TEXT_MAX:
             raise ApiError("E228", f"Custom text longer than {SLIDE_TEXT_MAX} characters.")
+        if not _DIGITS.fullmatch(slide) or not 1 <= int(slide) <= SLIDES_MAX:
+            raise ApiError("E100", f"CUSTOMTEXT SLIDE must be a slide number from 1 to {SLIDES_MAX}.")
+        if template_slides is not None and int(slide) > template_slides:
+            raise ApiError("E241", f"Content does not exist: the template has {template_slides} slide(s).")
 
 
 def _check_template(mms_id: str, template_state: Callable[[str], str | None]) -> None:
@@ -395,15 +537,17 @@ def validate(
     action: Action,
     *,
     template_state: Callable[[str], str | None],
+    template_slides: Callable[[str], int | None] = lambda mms_id: None,
     senders: frozenset[str] | None = None,
     campaign_check: bool = False,
 ) -> Accepted:
     """Apply `action`'s rules (docs/provider-protocol.md §2, §5). Raises ApiError with the first problem
-    found."""
+    found. `template_slides` gives a known template's slide count (None: unknown, 1-8 allowed)."""
     operator_id = request.value("OPERATORID")
     if action is Action.SAVE_MMS:
         media = _mms_content(request, no_subject_code="E314")
-        return Accepted(action, audio_url=media.get("AUDIO"), video_url=media.get("VIDEO"))
+        slides = len(request.all("SLIDE"))
+        return Accepted(action, audio_url=media.get("AUDIO"), video_url=media.get("VIDEO"), slides=slides)
     if action is Action.SEND_SMS:
         to, sender = _recipient(request, "E201"), _sender(request, senders)
         _campaign(request, enforced=campaign_check)
@@ -417,13 +561,15 @@ def validate(
     _campaign(request, enforced=campaign_check)
     if action is Action.SEND_MMS:
         _mms_content(request, no_subject_code="E622")
+        if request.value("FALLBACKSMSTEXT") is None:  # mandatory for sendMMS, subject or not (§2.4)
+            raise ApiError("E622")
         return Accepted(action, to=to, from_=sender, operator_id=operator_id)
     mms_id = request.value("MMSID")
     if mms_id is None:
         raise ApiError("E620")
     if request.value("FALLBACKSMSTEXT") is None:
         raise ApiError("E622")
-    _custom_fields(request)
+    _custom_fields(request, template_slides(mms_id) if _DIGITS.fullmatch(mms_id) else None)
     _check_template(mms_id, template_state)
     return Accepted(action, to=to, from_=sender, mms_id=mms_id, operator_id=operator_id)
 

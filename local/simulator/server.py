@@ -34,6 +34,7 @@ from local.simulator.protocol import (
     action_of,
     canonical_action,
     check_credentials,
+    check_elements,
     echoed_to,
     failure_response,
     parse_document,
@@ -41,7 +42,7 @@ from local.simulator.protocol import (
     success_response,
     validate,
 )
-from local.simulator.throughput import SlidingWindowLimiter
+from local.simulator.throughput import MinimumInterval, RequestQuota, SlidingWindowLimiter
 from mmsbridge.provider_api import normalise_name
 from mmsbridge.send_request import Action
 
@@ -56,6 +57,7 @@ UNKNOWN_ACTION: Final = "(unknown)"
 class _Template:
     ready_at: float  # monotonic time at which encoding ends
     outcome: str  # N003 (ready), E002/E003 (broken)
+    slides: int | None = None  # None: not known (a template the account had before), 1-8 allowed
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class _Outcome:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a burst of concurrent clients must queue, not be reset (default: 5)
+
+
+def _retry_after(fault: Fault) -> tuple[tuple[str, str], ...]:
+    return () if fault.retry_after_s is None else (("Retry-After", str(fault.retry_after_s)),)
 
 
 def _html_error(status: int) -> bytes:
@@ -95,6 +101,8 @@ class ProviderSimulator:
         mo_postback_url: str | None = None,
         throughput_per_s: int | None = None,
         throughput_per_action: bool = False,
+        min_interval_s: float | None = None,
+        request_quota: int | None = None,
         postbacks: PostbackSettings | None = None,
         faults: Iterable[Fault] = (),
         seed: int | None = None,
@@ -126,6 +134,9 @@ class ProviderSimulator:
         self._templates: dict[str, _Template] = {}
         self._load_templates()
         self._limiter = SlidingWindowLimiter(throughput_per_s, per_action=throughput_per_action)
+        self._interval = MinimumInterval(min_interval_s)
+        self._quota = RequestQuota(request_quota)
+        self._pacing_lock = threading.Lock()  # the three limits admit a call together or not at all
         self._faults = FaultPlan(list(faults), seed=seed)
         self._audit = Audit(secret=api_key, limit=log_limit)
         self._queue = PostbackQueue(
@@ -200,6 +211,26 @@ class ProviderSimulator:
     def throughput_per_s(self, limit: int | None) -> None:
         self._limiter.limit = limit
 
+    @property
+    def min_interval_s(self) -> float | None:
+        """Seconds that must pass between two admitted calls (E106 otherwise); None: no minimum."""
+        return self._interval.interval_s
+
+    @min_interval_s.setter
+    def min_interval_s(self, seconds: float | None) -> None:
+        with self._pacing_lock:
+            self._interval.interval_s = seconds
+
+    @property
+    def request_quota(self) -> int | None:
+        """Admitted calls the account may make (E120 afterwards); setting it starts a new quota period."""
+        return self._quota.limit
+
+    @request_quota.setter
+    def request_quota(self, limit: int | None) -> None:
+        with self._pacing_lock:
+            self._quota.limit = limit
+
     def add_fault(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
         """Add a fault (a Fault, or its fields as keywords: `add_fault(kind="drop", count=1)`)."""
         fault = fault if fault is not None else Fault(**fields)
@@ -219,12 +250,19 @@ class ProviderSimulator:
     def faults(self) -> list[dict[str, Any]]:
         return self._faults.describe()
 
-    def add_template(self, mms_id: str, *, ready_in_s: float = 0.0, outcome: str = "N003") -> None:
-        """Know template `mms_id` (ready now, or after `ready_in_s`), as if saved earlier. No postback."""
+    def add_template(
+        self, mms_id: str, *, ready_in_s: float = 0.0, outcome: str = "N003", slides: int | None = None
+    ) -> None:
+        """Know template `mms_id` (ready now, or after `ready_in_s`), as if saved earlier. No postback.
+        `slides`: how many it has, which bounds CUSTOMTEXT's SLIDE (None: 1-8)."""
         if not mms_id.isdigit() or outcome not in documents.TEMPLATE_OUTCOMES:
             raise ValueError("mms_id must be digits and outcome one of N003, E002, E003")
+        if slides is not None and (
+            isinstance(slides, bool) or not isinstance(slides, int) or not 1 <= slides <= 8
+        ):
+            raise ValueError("slides must be 1-8 or None")
         with self._lock:
-            self._templates[mms_id] = _Template(time.monotonic() + ready_in_s, outcome)
+            self._templates[mms_id] = _Template(time.monotonic() + ready_in_s, outcome, slides)
 
     def template_state(self, mms_id: str) -> str | None:
         """ENCODING, READY, BROKEN, or None for a template the account does not have."""
@@ -235,6 +273,12 @@ class ProviderSimulator:
         if time.monotonic() < template.ready_at:
             return TemplateState.ENCODING
         return TemplateState.READY if template.outcome == "N003" else TemplateState.BROKEN
+
+    def template_slides(self, mms_id: str) -> int | None:
+        """How many slides template `mms_id` has, when the simulator knows (saved through it, or told)."""
+        with self._lock:
+            template = self._templates.get(mms_id)
+        return template.slides if template is not None else None
 
     def _load_templates(self) -> None:
         with self._lock:
@@ -251,6 +295,10 @@ class ProviderSimulator:
         with self._lock:
             stats["templates"] = len(self._templates)
         stats["throughput_per_s"] = self._limiter.limit
+        with self._pacing_lock:
+            stats["min_interval_s"] = self._interval.interval_s
+            stats["request_quota"] = self._quota.limit
+            stats["quota_used"] = self._quota.used
         return stats
 
     def wait_for_postbacks(self, timeout_s: float = 5.0) -> bool:
@@ -258,10 +306,14 @@ class ProviderSimulator:
         return self._queue.wait_idle(timeout_s)
 
     def reset(self) -> None:
-        """Forget calls, statistics, faults, throughput window, queued postbacks and saved templates (the
-        constructor's `templates` come back). Configuration and the id sequence are kept."""
+        """Forget calls, statistics, faults, throughput window, minimum-interval mark, quota use, queued
+        postbacks and saved templates (the constructor's `templates` come back). Configuration and the id
+        sequence are kept."""
         self._faults.clear()
         self._limiter.reset()
+        with self._pacing_lock:
+            self._interval.reset()
+            self._quota.reset()
         self._queue.clear()
         self._load_templates()
         self._audit.reset()
@@ -283,7 +335,10 @@ class ProviderSimulator:
         outcome = self._process(request, read_error) if processed else None
         if fault is None or fault.kind == "delay":
             assert outcome is not None
-            answer = Answer(200, outcome.body, XML_TYPE, delay_s=fault.delay_s if fault else 0.0)
+            headers = _retry_after(fault) if fault else ()
+            answer = Answer(
+                200, outcome.body, XML_TYPE, delay_s=fault.delay_s if fault else 0.0, headers=headers
+            )
             label = outcome.error_code or "Success"
         else:
             answer, label = self._fault_answer(fault, request)
@@ -297,12 +352,15 @@ class ProviderSimulator:
         try:
             check_credentials(request, self._api_key)
             action = action_of(request)
-            if not self._limiter.admit(action.value):
-                raise ApiError("E113")
+            check_elements(request, action)
+            refused = self._admit(action)
+            if refused is not None:
+                raise ApiError(refused)
             accepted = validate(
                 request,
                 action,
                 template_state=self.template_state,
+                template_slides=self.template_slides,
                 senders=self._senders,
                 campaign_check=self._campaign_check,
             )
@@ -310,15 +368,31 @@ class ProviderSimulator:
             return _Outcome(failure_response(error, to=echoed_to(request, error.code)), error_code=error.code)
         return self._accept(request, accepted)
 
+    def _admit(self, action: Action) -> str | None:
+        """The pacing code refusing this call (E120 quota, E106 interval, E113 throughput), or None (counted
+        against all three). A refused call uses up none of them."""
+        with self._pacing_lock:
+            if not self._quota.available():
+                return "E120"
+            if not self._interval.ready():
+                return "E106"
+            if not self._limiter.admit(action.value):
+                return "E113"
+            self._interval.record()
+            self._quota.record()
+        return None
+
     def _fault_answer(self, fault: Fault, request: Request | None) -> tuple[Answer, str]:
+        headers = _retry_after(fault)
         if fault.kind == "http_error":
-            return Answer(fault.status, _html_error(fault.status), "text/html"), f"http_{fault.status}"
+            body = _html_error(fault.status)
+            return Answer(fault.status, body, "text/html", headers=headers), f"http_{fault.status}"
         if fault.kind == "drop":
             return Answer(0, b"", "", drop=True), "dropped"
         if fault.kind == "malformed":
-            return Answer(200, fault.body.encode(), XML_TYPE), "malformed"
-        error = ApiError(fault.code)
-        return Answer(200, failure_response(error, to=echoed_to(request, fault.code)), XML_TYPE), fault.code
+            return Answer(200, fault.body.encode(), XML_TYPE, headers=headers), "malformed"
+        body = failure_response(ApiError(fault.code), to=echoed_to(request, fault.code))
+        return Answer(200, body, XML_TYPE, headers=headers), fault.code
 
     def _record_call(
         self,
@@ -405,7 +479,7 @@ class ProviderSimulator:
         settings = self._settings
         with self._lock:
             self._templates[mms_id] = _Template(
-                time.monotonic() + settings.template_delay_s, settings.template_outcome
+                time.monotonic() + settings.template_delay_s, settings.template_outcome, accepted.slides
             )
         result = documents.template_result(
             mms_id, settings.template_outcome, audio_url=accepted.audio_url, video_url=accepted.video_url

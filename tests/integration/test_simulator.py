@@ -1,5 +1,7 @@
-"""The provider simulator over real HTTP on loopback: the API's answers and error codes, throughput, faults,
-postbacks to a local receiver (order, dialect, duplicates, retries), templates, the audit log, the CLI."""
+"""The provider simulator over real HTTP on loopback: the API's answers and error codes, its strictness
+(content type, v1 element names, CUSTOMTEXT, FALLBACKSMSTEXT), throughput, minimum interval and quota, faults
+(a proxy's 429/408), postbacks to a local receiver (order, dialect, failure texts, duplicates, retries),
+templates, the audit log, the CLI."""
 
 from __future__ import annotations
 
@@ -23,7 +25,15 @@ from defusedxml.ElementTree import fromstring
 from local.moto import free_port
 from local.simulator import Fault, PostbackSettings, ProviderSimulator
 from mmsbridge.postback import parse_postback
-from mmsbridge.provider_api import ErrorClass, TransportFailure, classify_error_code, parse_response
+from mmsbridge.provider_api import (
+    ErrorClass,
+    TransportFailure,
+    build_request_xml,
+    classify_error_code,
+    parse_response,
+)
+from mmsbridge.provider_client import ProviderClient
+from mmsbridge.send_request import validate_save_mms, validate_send_request
 from tests.conftest import ROOT, SAMPLES
 
 KEY = "FIXTURE-KEY-c83a51e0d7f24b96"  # the key in the fixtures' requests
@@ -236,13 +246,339 @@ def test_tracking_ids_and_mms_ids_are_fresh(sim):
     assert len(mms_ids) == 3
 
 
-def test_action_casing_and_hyphenated_names_are_accepted(sim):
-    hyphenated = (
-        "<request><action>SENDSMS</action><api-key>" + KEY + "</api-key><to>13125550147</to>"
-        "<from>47215</from><text>hi</text></request>"
-    )
-    for body in (request("sendsms", **ADDRESS, TEXT="hi"), hyphenated, request("SENDSAVEDMMS", **SAVED)):
+def test_action_values_are_case_insensitive(sim):
+    # The provider's own pages spell actions in several casings (docs/provider-protocol.md §1).
+    for body in (request("sendsms", **ADDRESS, TEXT="hi"), request("SENDSAVEDMMS", **SAVED)):
         assert answer(post(sim, body))["STATUS"] == "Success", body
+
+
+# -- strictness: a request-builder regression fails a test instead of passing it -----------------------------
+def post_as(simulator: ProviderSimulator, body: str, content_type: str | None) -> requests.Response:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    return requests.post(simulator.api_url, data=body.encode(), headers=headers, timeout=5)
+
+
+def refused(response: requests.Response, code: str) -> dict[str, str]:
+    """The failure answer's fields, after checking it is `code` over HTTP 200 and the client reads it so."""
+    assert response.status_code == 200
+    values = answer(response)
+    assert (values["STATUS"], values["ERRORCODE"]) == ("Failure", code), values
+    assert values["ERRORINFO"]
+    assert parse_response(response.content, http_status=200).error_code == code
+    return values
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/xml", "text/xml; charset=utf-8", "Text/XML;charset=UTF-8", 'text/xml; charset="utf-8"'],
+)
+def test_text_xml_is_taken_with_or_without_its_charset(sim, content_type):
+    assert answer(post_as(sim, sms(), content_type))["STATUS"] == "Success"
+
+
+CONTENT_TYPE_CASES = [
+    ("json", "application/json"),
+    ("json-with-charset", "application/json; charset=utf-8"),
+    ("application-xml", "application/xml"),
+    ("text-plain", "text/plain"),
+    ("other-charset", "text/xml; charset=iso-8859-1"),
+    ("no-content-type", None),
+]
+
+
+@pytest.mark.parametrize(
+    "content_type", [case[1] for case in CONTENT_TYPE_CASES], ids=[case[0] for case in CONTENT_TYPE_CASES]
+)
+def test_a_body_not_sent_as_text_xml_is_refused_with_e100(sim, content_type):
+    values = refused(post_as(sim, sms(), content_type), "E100")
+
+    assert "TO" not in values  # refused as a request, before its fields are read
+    entry = sim.log()[-1]
+    assert (entry["error_code"], entry["fields"], entry["accepted"]) == ("E100", None, False)
+    assert sim.stats()["accepted_sends"] == 0
+
+
+def test_a_json_request_is_refused_with_e100(sim):
+    payload = {"action": "sendSMS", "api_key": KEY, "to": "13125550147", "from": "47215", "text": "hi"}
+
+    refused(requests.post(sim.api_url, json=payload, timeout=5), "E100")
+
+    assert sim.stats()["accepted_sends"] == 0
+
+
+HYPHENATED_SMS = (
+    "<request><action>sendSMS</action><api-key>" + KEY + "</api-key><to>13125550147</to>"
+    "<from>47215</from><text>hi</text></request>"
+)
+NAME_CASES = [
+    ("lower-case-document", HYPHENATED_SMS.replace("api-key", "api_key")),
+    ("lower-case-root", sms().replace("REQUEST>", "request>")),
+    ("lower-case-to", sms().replace("TO>", "to>")),
+    ("lower-case-action-element", sms().replace("ACTION>", "action>")),
+    (
+        "lower-case-slide-text",
+        request("sendMMS", **ADDRESS, **CONTENT, FALLBACKSMSTEXT="f", slides=("<text>hi</text>",)),
+    ),
+    (
+        "lower-case-url",
+        request("saveMMS", **CONTENT, slides=("<IMAGE><url>https://media.example/a.jpg</url></IMAGE>",)),
+    ),
+    ("hyphenated-document", HYPHENATED_SMS),
+    ("hyphenated-api-key", request("sendSMS", key=None, **{"api-key": KEY}, **ADDRESS, TEXT="hi")),
+    (
+        "hyphenated-upper-case",
+        request("sendSavedMMS", **ADDRESS, MMSID="48213", **{"FALLBACK-SMS-TEXT": "f"}),
+    ),
+    ("hyphenated-message-text", request("saveMMS", **CONTENT, slides=("<message-text>hi</message-text>",))),
+    ("api-key-without-underscore", request("sendSMS", key=None, APIKEY=KEY, **ADDRESS, TEXT="hi")),
+    ("from-mask-without-underscore", sms(FROMMASK="Northwind")),
+    ("underscore-added", request("sendSavedMMS", **ADDRESS, MMSID="48213", FALLBACK_SMS_TEXT="f")),
+    (
+        "personalized-image-with-underscore",
+        request(
+            "saveMMS",
+            **CONTENT,
+            slides=("<PERSONALIZED_IMAGE><TEMPLATE-ID>7</TEMPLATE-ID></PERSONALIZED_IMAGE>",),
+        ),
+    ),
+    ("unknown-element", sms(COLOR="red")),
+    ("another-actions-element", sms(MMSID="48213")),
+    ("slide-in-sendsms", request("sendSMS", **ADDRESS, TEXT="hi", slides=(TEXT,))),
+    (
+        "disablefallbacksms-in-sendmms",
+        request(
+            "sendMMS", **ADDRESS, **CONTENT, FALLBACKSMSTEXT="f", DISABLEFALLBACKSMS="yes", slides=(TEXT,)
+        ),
+    ),
+    ("elements-in-a-text-element", sms(text="<B>hi</B>")),
+    ("elements-in-a-data-value", request("sendSavedMMS", **SAVED, DATA="<FIRSTNAME><B>Ana</B></FIRSTNAME>")),
+]
+
+
+@pytest.mark.parametrize("body", [case[1] for case in NAME_CASES], ids=[case[0] for case in NAME_CASES])
+def test_names_that_are_not_the_v1_ones_are_refused_with_e100(sim, body):
+    values = refused(post(sim, body), "E100")
+
+    assert "TO" not in values
+    assert sim.stats()["accepted_sends"] == 0
+
+
+def test_the_key_is_checked_before_the_names(sim):
+    # A wrong key is E104 whatever its element is called: a caller without the key learns no rule.
+    body = request("sendSMS", key=None, **{"api-key": "WRONG-KEY-0000"}, **ADDRESS, TEXT="hi")
+
+    refused(post(sim, body), "E104")
+
+
+def test_every_documented_element_is_taken(sim):
+    slides = (
+        "<IMAGE><URL>https://media.example/a.jpg</URL></IMAGE><AUDIO><URL>https://media.example/a.mp3</URL></AUDIO>"
+        "<TEXT>hi</TEXT><DURATION>5</DURATION>",
+        "<PERSONALIZED-IMAGE><TEMPLATE-ID>7</TEMPLATE-ID></PERSONALIZED-IMAGE><TEXT>hi</TEXT>",
+        VCARD,
+        ICAL,
+        "<PDF><URL>https://media.example/a.pdf</URL></PDF>",
+        "<PASSBOOK><URL>https://media.example/a.pkpass</URL></PASSBOOK>",
+        VIDEO + TEXT,
+    )
+    routing = {
+        "SERVICEID": "svc-00417",
+        "FROM_MASK": "Northwind",
+        "OPERATORID": "0001890",
+        "CAMPAIGNREF": "Spring Deals 2025",
+    }
+    bodies = [
+        sms(**routing),
+        request(
+            "sendSavedMMS",
+            **SAVED,
+            **routing,
+            DISABLEFALLBACKSMS="yes",
+            DISABLEFALLBACKSMSLINK="yes",
+            CUSTOMSUBJECT="Hello",
+            CUSTOMTEXT="<VALUE>Hi Ana</VALUE><SLIDE>2</SLIDE>",
+            DATA="<FIRSTNAME>Ana</FIRSTNAME><store>Clark St</store>",  # DATA names are the client's own
+            DDMTITLE="Get ready",
+            DDMTEXT="An MMS is coming",
+            DDMTIMEOUT="5",
+            DDMFORCE="true",
+            FORCEPASSASLINK="yes",
+        ),
+        request(
+            "sendMMS",
+            **ADDRESS,
+            **routing,
+            **CONTENT,
+            FALLBACKSMSTEXT="f",
+            DISABLEFALLBACKSMSLINK="yes",
+            slides=slides,
+        ),
+        request(
+            "saveMMS",
+            SERVICEID="svc-00417",
+            **CONTENT,
+            FALLBACKSMSTEXT="f",
+            DISABLEFALLBACKSMS="yes",
+            DISABLEFALLBACKSMSLINK="yes",
+            slides=slides,
+        ),
+    ]
+    for body in bodies:
+        assert answer(post(sim, body))["STATUS"] == "Success", body
+
+
+def test_the_projects_request_builder_passes_every_check(sim):
+    """What mmsbridge.provider_api builds and mmsbridge.provider_client sends, for the four actions with every
+    field they carry: the strict checks above must never refuse it."""
+    common = {
+        "to": "13125550147",
+        "from": "47215",
+        "campaign_ref": "Spring Deals 2025",
+        "operator_id": "0001890",
+    }
+    media = "https://media.example/"
+    sends = [
+        {"action": "sendSMS", **common, "from_mask": "Northwind", "text": "Your order has shipped."},
+        {
+            "action": "sendSavedMMS",
+            **common,
+            "mms_id": "48213",
+            "fallback_sms_text": "See the offer",
+            "custom_subject": "Ana, Spring Deals",
+            "custom_text": {"2": "Hi Ana"},
+            "data": {"firstname": "Ana", "store": "Clark St"},
+            "disable_fallback_sms": True,
+            "disable_fallback_sms_link": True,
+        },
+        {
+            "action": "sendMMS",
+            **common,
+            "campaign_ref": 42,
+            "name": "promo",
+            "subject": "Promo",
+            "fallback_sms_text": "See the promo",
+            "disable_fallback_sms_link": True,
+            "slides": [
+                {"image_url": f"{media}a.jpg", "audio_url": f"{media}a.mp3", "text": "Look", "duration": 5},
+                {"vcard_url": f"{media}a.vcf", "text": "Save us"},
+                {"ical_url": f"{media}a.ics"},
+                {"pdf_url": f"{media}a.pdf"},
+                {"passbook_url": f"{media}a.pkpass"},
+                {"video_url": f"{media}a.mp4", "text": "Watch"},
+            ],
+        },
+    ]
+    built = [validate_send_request({"request_id": f"strict-{n}", **send}) for n, send in enumerate(sends)]
+    template = validate_save_mms(
+        {
+            "name": "spring",
+            "subject": "Spring",
+            "fallback_sms_text": "Spring Deals",
+            "disable_fallback_sms": True,
+            "slides": [{"image_url": f"{media}a.jpg", "text": "Hello"}, {"text": "Bye"}],
+        }
+    )
+    client = ProviderClient(sim.api_url)
+    for service_id in (None, "svc-00417"):
+        for item in (*built, template):
+            reply = client.call(build_request_xml(item, KEY, service_id=service_id), api_key=KEY)
+            assert reply.result.ok, (item.action, reply.result.error_code, reply.result.error_info)
+    assert sim.stats()["calls"] == sim.stats()["accepted_sends"] + 2  # every call taken (saveMMS is no send)
+
+
+def custom_text(inner: str, mms_id: str = "48213") -> str:
+    return request("sendSavedMMS", **{**SAVED, "MMSID": mms_id}, CUSTOMTEXT=inner)
+
+
+CUSTOMTEXT_CASES = [
+    ("no-value", "<SLIDE>1</SLIDE>", "E100"),
+    ("empty-value", "<VALUE></VALUE><SLIDE>1</SLIDE>", "E100"),
+    ("no-slide", "<VALUE>Hi</VALUE>", "E100"),
+    ("empty-slide", "<VALUE>Hi</VALUE><SLIDE> </SLIDE>", "E100"),
+    ("slide-zero", "<VALUE>Hi</VALUE><SLIDE>0</SLIDE>", "E100"),
+    ("slide-nine", "<VALUE>Hi</VALUE><SLIDE>9</SLIDE>", "E100"),
+    ("slide-negative", "<VALUE>Hi</VALUE><SLIDE>-1</SLIDE>", "E100"),
+    ("slide-not-a-number", "<VALUE>Hi</VALUE><SLIDE>one</SLIDE>", "E100"),
+    ("two-values", "<VALUE>Hi</VALUE><VALUE>Ho</VALUE><SLIDE>1</SLIDE>", "E100"),
+    ("unknown-child", "<VALUE>Hi</VALUE><SLIDE>1</SLIDE><COLOR>red</COLOR>", "E100"),
+    ("lower-case-child", "<value>Hi</value><SLIDE>1</SLIDE>", "E100"),
+    ("long-value", f"<VALUE>{'x' * 5001}</VALUE><SLIDE>1</SLIDE>", "E228"),
+]
+
+
+@pytest.mark.parametrize(
+    ("inner", "code"), [case[1:] for case in CUSTOMTEXT_CASES], ids=[case[0] for case in CUSTOMTEXT_CASES]
+)
+def test_customtext_needs_a_value_and_a_slide_number(sim, inner, code):
+    values = refused(post(sim, custom_text(inner)), code)
+
+    assert ("TO" in values) is (code != "E100")  # E100 is about the request, not its recipient
+    assert sim.stats()["accepted_sends"] == 0
+
+
+@pytest.mark.parametrize("slide", ["1", "8"])
+def test_customtext_of_a_template_of_unknown_length_takes_slides_1_to_8(sim, slide):
+    assert answer(post(sim, custom_text(f"<VALUE>Hi</VALUE><SLIDE>{slide}</SLIDE>")))["STATUS"] == "Success"
+
+
+def test_customtext_slide_must_exist_in_a_template_of_known_length(sim):
+    assert control(sim, "POST", "templates", {"mms_id": "60002", "slides": 2}).status_code == 200
+
+    last = answer(post(sim, custom_text("<VALUE>Hi</VALUE><SLIDE>2</SLIDE>", "60002")))
+    past_the_end = refused(post(sim, custom_text("<VALUE>Hi</VALUE><SLIDE>3</SLIDE>", "60002")), "E241")
+
+    assert last["STATUS"] == "Success"
+    assert "2 slide" in past_the_end["ERRORINFO"]
+    assert classify_error_code("E241") is ErrorClass.PERMANENT  # this message fails, the account goes on
+
+
+def test_customtext_slide_of_a_template_saved_through_the_simulator(sim):
+    mms_id = answer(post(sim, (REQUESTS / "save_mms.xml").read_bytes()))["MMSID"]  # two slides, encoding
+
+    # The slide count is known from saveMMS, so the range is checked before the template's state.
+    refused(post(sim, custom_text("<VALUE>Hi</VALUE><SLIDE>3</SLIDE>", mms_id)), "E241")
+    refused(post(sim, custom_text("<VALUE>Hi</VALUE><SLIDE>2</SLIDE>", mms_id)), "E626")
+
+
+def test_more_than_one_customtext_is_refused(sim):
+    # The v1 schema takes at most one (docs/provider-protocol.md §2.3); the client never sends more.
+    body = request("sendSavedMMS", **SAVED, CUSTOMTEXT="<VALUE>Hi</VALUE><SLIDE>1</SLIDE>").replace(
+        "</REQUEST>", "<CUSTOMTEXT><VALUE>Ho</VALUE><SLIDE>2</SLIDE></CUSTOMTEXT></REQUEST>"
+    )
+
+    values = refused(post(sim, body), "E100")
+
+    assert "one slide" in values["ERRORINFO"]
+    assert sim.stats()["accepted_sends"] == 0
+
+
+def test_sendmms_without_fallbacksmstext_is_e622_even_with_a_subject(sim):
+    values = refused(post(sim, request("sendMMS", **ADDRESS, **CONTENT, slides=(TEXT,))), "E622")
+
+    assert values["TO"] == "13125550147"
+    assert classify_error_code("E622") is ErrorClass.PERMANENT
+    assert (
+        answer(post(sim, request("sendMMS", **ADDRESS, **CONTENT, FALLBACKSMSTEXT="f", slides=(TEXT,))))[
+            "STATUS"
+        ]
+        == "Success"
+    )
+
+
+@pytest.mark.parametrize(
+    ("campaign_ref", "code"),
+    [
+        ("Spring Deals 2025", None),
+        ("x" * 64, None),
+        ("x" * 65, "E714"),
+        ("Spring\tDeals", "E714"),
+        (" Spring", "E714"),
+    ],
+)
+def test_campaignref_is_text_of_1_to_64_printable_characters(sim, campaign_ref, code):
+    values = answer(post(sim, sms(CAMPAIGNREF=campaign_ref)))
+
+    assert values.get("ERRORCODE") == code
 
 
 VALIDATION_CASES = [
@@ -389,6 +725,51 @@ def test_throughput_limit_can_be_changed_at_runtime(make_sim):
     assert control(simulator, "POST", "config", {"throughput_per_s": 0}).status_code == 400
 
 
+def test_minimum_interval_rejects_a_call_that_comes_too_soon_with_e106(make_sim):
+    simulator = make_sim()
+    config = control(simulator, "POST", "config", {"min_interval_s": 0.3}).json()
+    assert config["min_interval_s"] == 0.3
+
+    first, second = (answer(post(simulator, sms(text=f"interval {n}"))) for n in range(2))
+    time.sleep(0.35)
+    later = answer(post(simulator, sms(text="interval later")))
+
+    assert first["STATUS"] == "Success"
+    assert (second["ERRORCODE"], second["TO"]) == ("E106", "13125550147")
+    assert later["STATUS"] == "Success"  # the refused call did not move the mark
+    assert (simulator.stats()["e106"], simulator.stats()["accepted_sends"]) == (1, 2)
+    assert classify_error_code("E106") is ErrorClass.THROTTLE
+    assert control(simulator, "POST", "config", {"min_interval_s": 0}).status_code == 400
+
+
+def test_request_quota_rejects_every_call_past_it_with_e120(make_sim):
+    simulator = make_sim(request_quota=2)
+
+    codes = [answer(post(simulator, sms(text=f"quota {n}"))).get("ERRORCODE", "Success") for n in range(4)]
+
+    assert codes == ["Success", "Success", "E120", "E120"]
+    assert (simulator.stats()["e120"], simulator.stats()["quota_used"]) == (2, 2)
+    assert classify_error_code("E120") is ErrorClass.THROTTLE
+    # A quota set anew is a new period; so is a reset.
+    assert control(simulator, "POST", "config", {"request_quota": 1}).json()["request_quota"] == 1
+    assert answer(post(simulator, sms(text="new period")))["STATUS"] == "Success"
+    assert answer(post(simulator, sms(text="over again")))["ERRORCODE"] == "E120"
+    simulator.reset()
+    assert answer(post(simulator, sms(text="after reset")))["STATUS"] == "Success"
+    assert control(simulator, "POST", "config", {"request_quota": -1}).status_code == 400
+
+
+def test_quota_comes_before_interval_and_throughput(make_sim):
+    simulator = make_sim(request_quota=1, min_interval_s=60, throughput_per_s=1)
+
+    codes = [answer(post(simulator, sms(text=f"order {n}"))).get("ERRORCODE", "Success") for n in range(2)]
+    simulator.request_quota = None
+    after_quota = answer(post(simulator, sms(text="interval")))["ERRORCODE"]
+
+    assert codes == ["Success", "E120"]
+    assert after_quota == "E106"
+
+
 # -- faults --------------------------------------------------------------------------------------------------
 def test_http_error_fault_answers_html_and_processes_nothing(make_sim):
     simulator = make_sim(faults=[Fault("http_error", status=503, count=1)])
@@ -406,6 +787,65 @@ def test_http_error_fault_answers_html_and_processes_nothing(make_sim):
     first = simulator.log()[0]
     assert (first["fault"], first["processed"], first["http_status"]) == ("http_error:503", False, 503)
     assert simulator.stats()["accepted_sends"] == 1
+
+
+def test_a_proxys_429_has_no_xml_and_a_retry_after(make_sim):
+    simulator = make_sim()
+    fault = {"kind": "http_error", "status": 429, "retry_after_s": 7, "count": 1}
+    assert control(simulator, "POST", "faults", fault).json()["faults"][0]["retry_after_s"] == 7
+
+    throttled = post(simulator, sms())
+    after = post(simulator, sms())
+
+    assert (throttled.status_code, throttled.headers["Retry-After"]) == (429, "7")
+    assert throttled.headers["Content-Type"].startswith("text/html")
+    assert b"<RESPONSE" not in throttled.content
+    result = parse_response(throttled.content, http_status=429)
+    assert (result.error_class, result.error_code, result.transport_error) == (
+        ErrorClass.THROTTLE,
+        None,
+        TransportFailure.HTTP_429,
+    )
+    assert not result.outcome_unknown  # the proxy refused it: the API never saw the call
+    assert answer(after)["STATUS"] == "Success"
+    assert "Retry-After" not in after.headers
+    first = simulator.log()[0]
+    assert (first["answer"], first["http_status"], first["processed"]) == ("http_429", 429, False)
+    assert simulator.stats()["accepted_sends"] == 1
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_a_proxys_408_has_no_xml_and_leaves_the_outcome_unknown(make_sim, receiver, accept):
+    simulator = make_sim(
+        postback_url=receiver.url, faults=[Fault("http_error", status=408, count=1, accept=accept)]
+    )
+
+    response = post(simulator, sms())
+
+    assert response.status_code == 408
+    assert "Retry-After" not in response.headers
+    result = parse_response(response.content, http_status=408)
+    assert (result.error_class, result.transport_error, result.outcome_unknown) == (
+        ErrorClass.TRANSIENT,
+        TransportFailure.HTTP_408,
+        True,
+    )
+    entry = simulator.log()[0]
+    assert (entry["answer"], entry["accepted"]) == ("http_408", accept)
+    if accept:  # the API read and took it before the proxy gave up: its postbacks still come
+        assert parse_postback(receiver.wait_for(2)[-1].body).tracking_id == entry["tracking_id"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "http_error", "status": 429, "retry_after_s": -1},
+        {"kind": "http_error", "status": 429, "retry_after_s": 1.5},
+        {"kind": "drop", "retry_after_s": 5},
+    ],
+)
+def test_an_unusable_retry_after_is_refused(make_sim, fault):
+    assert control(make_sim(), "POST", "faults", fault).status_code == 400
 
 
 def test_delay_fault_times_the_client_out_after_accepting(make_sim, receiver):
@@ -446,13 +886,14 @@ def test_malformed_fault_answers_200_with_a_body_that_is_not_xml(make_sim):
     assert result.outcome_unknown
 
 
-@pytest.mark.parametrize("code", ["E503", "E113", "E104", "E626", "E112"])
+@pytest.mark.parametrize("code", ["E503", "E113", "E106", "E120", "E104", "E626", "E112"])
 def test_answer_fault_gives_the_api_failure_on_demand(make_sim, code):
     simulator = make_sim(faults=[Fault("answer", code=code, count=1, actions=("sendSMS",))])
 
     values = answer(post(simulator, sms()))
 
     assert (values["STATUS"], values["ERRORCODE"]) == ("Failure", code)
+    assert values["ERRORINFO"] != "Request failed."  # the provider's own text for every code it names
     assert answer(post(simulator, sms()))["STATUS"] == "Success"
 
 
@@ -604,6 +1045,52 @@ def test_outcome_per_recipient_and_status_text(make_sim, receiver):
 
     assert [p.code for p in parsed] == ["N201", "E202"]
     assert parsed[1].failure_reason == "NotSupported"
+
+
+FAILURE_TEXT_CASES = [
+    # (dialect, kind, outcome, configured STATUS, STATUS on the wire, reason the parser reads)
+    ("v1", "mms", "N102", "Message Sent/Expired", "Message Sent/Expired", "Expired"),
+    ("v1", "mms", "N102", "Message Sent/Rejected", "Message Sent/Rejected", "Rejected"),
+    ("v1", "mms", "N102", "Message Sent/Failed", "Message Sent/Failed", "Failed"),
+    ("v1", "mms", "N202", "Message Sent/Expired", "Message Sent/Expired", "Expired"),
+    ("v1", "sms", "N202", "Message Sent/Failed", "Message Sent/Failed", "Failed"),
+    ("v1", "sms", "N202", "Message Sent/Not Supported", "Message Sent/NotSupported", "NotSupported"),
+    ("hyphenated", "mms", "N102", "Message Sent/NotSupported", "Message Sent/Not Supported", "NotSupported"),
+    ("hyphenated", "mms", "N102", "Message Sent/Rejected", "Message Sent/Rejected", "Rejected"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "kind", "outcome", "status_text", "on_the_wire", "reason"),
+    FAILURE_TEXT_CASES,
+    ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[5]}" for c in FAILURE_TEXT_CASES],
+)
+def test_delivery_reports_carry_a_failure_text_when_configured(
+    make_sim, receiver, dialect, kind, outcome, status_text, on_the_wire, reason
+):
+    simulator = make_sim(postback_url=receiver.url, templates=["48213"])
+    settings = {"dialect": dialect, f"{kind}_outcome": outcome, "status_text": status_text}
+    assert control(simulator, "POST", "config", {"postbacks": settings}).status_code == 200
+    body = sms() if kind == "sms" else request("sendSavedMMS", **SAVED)
+    tracking_id = answer(post(simulator, body))["TRACKINGID"]
+
+    first, report = receiver.wait_for(2)
+    parsed = [parse_postback(item.body) for item in (first, report)]
+
+    assert [p.code for p in parsed] == ["N201" if kind == "sms" else "N101", outcome]
+    # The report carries the failure in its STATUS, spelled as the dialect spells it; N101/N201 do not.
+    tag = "status" if dialect == "hyphenated" else "STATUS"
+    assert f"<{tag}>{on_the_wire}</{tag}>".encode() in report.body
+    assert f"<{tag}>Message Sent</{tag}>".encode() in first.body
+    assert (parsed[1].tracking_id, parsed[1].state.name, parsed[1].failure_reason) == (
+        tracking_id,
+        "UNDELIVERED",
+        reason,
+    )
+    assert parsed[1].dialect == dialect
+    if kind == "mms":
+        assert b"HANDSET" not in report.body.upper()  # a failed report names no handset
+        assert parsed[1].fields["SENTAS"] == ("SMS" if outcome == "N202" else "MMS")
 
 
 def test_duplicates_send_the_same_body_k_times(make_sim, receiver):
@@ -893,7 +1380,12 @@ def test_command_line_entry_point(tmp_path):
                 assert time.monotonic() < deadline, "the simulator did not start"
                 time.sleep(0.1)
         assert health["api_url"] == f"{base_url}/API/wxml/1.3/"
-        response = requests.post(health["api_url"], data=(REQUESTS / "send_sms.xml").read_bytes(), timeout=5)
+        response = requests.post(
+            health["api_url"],
+            data=(REQUESTS / "send_sms.xml").read_bytes(),
+            headers={"Content-Type": "text/xml"},
+            timeout=5,
+        )
         assert answer(response)["STATUS"] == "Success"
         assert requests.get(f"{base_url}/_sim/config", timeout=5).json()["throughput_per_s"] == 2
     finally:
