@@ -65,8 +65,10 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 setup:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 
+# RUN_ARGS go to `python -m local run` (e.g. RUN_ARGS='--port 0' when port 3000 is taken).
+RUN_ARGS ?=
 run: $(VENV)/.installed
-	$(PY) -m local run
+	$(PY) -m local run $(RUN_ARGS)
 
 demo: $(VENV)/.installed
 	$(PY) -m local.demo

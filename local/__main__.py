@@ -33,15 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-dir", type=Path, default=stack.ROOT / ".local" / "logs")
     args = parser.parse_args(argv)
 
-    running = stack.start(
-        host=args.host,
-        port=args.port,
-        moto_port=args.moto_port,
-        aws_endpoint_url=args.aws_endpoint_url,
-        endpoints_file=args.endpoints_file,
-        log_dir=args.log_dir,
-        simulator_port=args.simulator_port,
-    )
+    try:
+        running = stack.start(
+            host=args.host,
+            port=args.port,
+            moto_port=args.moto_port,
+            aws_endpoint_url=args.aws_endpoint_url,
+            endpoints_file=args.endpoints_file,
+            log_dir=args.log_dir,
+            simulator_port=args.simulator_port,
+        )
+    except stack.PortInUse as error:
+        print(f"local: {error}", file=sys.stderr)
+        return 2
     print(f"postback URL:  {running.postback_url}", flush=True)
     print(f"AWS endpoint:  {running.endpoint_url}", flush=True)
     if running.simulator:

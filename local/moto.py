@@ -49,6 +49,9 @@ class MotoServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            # Its own session: a terminal's Ctrl-C reaches only the parent, which stops everything that
+            # talks to moto (the SQS pollers) before it stops moto.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -51,6 +51,7 @@ class StackProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # a process group of its own, as a terminal gives it
         )
         deadline = time.monotonic() + self._start_timeout_s
         while not self.endpoints_file.exists():
@@ -65,9 +66,10 @@ class StackProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """Ctrl-C, as a user stops it; killed if it has not stopped within `timeout_s`."""
+        """Ctrl-C, as a terminal sends it (to the whole process group); killed if it has not stopped within
+        `timeout_s`."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

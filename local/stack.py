@@ -4,12 +4,15 @@ template.yaml and samconfig.toml [local]."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import socket
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +294,36 @@ class RunningStack:
             self.endpoints_file.unlink()
 
 
+class PortInUse(RuntimeError):
+    """A port the local stack was told to serve on is taken."""
+
+    def __init__(self, what: str, host: str, port: int, option: str) -> None:
+        super().__init__(
+            f"{what} port {host}:{port} is already in use (another `make run`?): stop what holds it, or "
+            f"choose another port with {option} N, or {option} 0 for a free one "
+            f"(make run RUN_ARGS='{option} 0')"
+        )
+
+
+@contextmanager
+def _serving_on(what: str, host: str, port: int, option: str) -> Iterator[None]:
+    """Turns "address already in use" into a PortInUse that names the port and the option that sets it."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(what, host, port, option) from None
+        raise
+
+
+def _check_free(what: str, host: str, port: int, option: str) -> None:
+    """For a server started in another process (moto), whose failure to bind shows only in its log."""
+    if port == 0:
+        return
+    with _serving_on(what, host, port, option), socket.socket() as probe:
+        probe.bind((host, port))
+
+
 def start(
     *,
     host: str = "127.0.0.1",
@@ -311,6 +344,7 @@ def start(
         log_path = (log_dir / "moto.log") if log_dir else None
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
+        _check_free("moto", host, moto_port, "--moto-port")
         moto = MotoServer(port=moto_port, host=host, log_path=log_path).start()
         aws_endpoint_url = moto.endpoint_url
     simulator: ProviderSimulator | None = None
@@ -324,7 +358,8 @@ def start(
         if with_simulator:
             # The simulator needs the API key from a secret provisioning just made, and the functions need
             # the simulator's URL: load the template again with it (the resources are the same).
-            simulator = start_simulator(stack, aws_endpoint_url, port=simulator_port)
+            with _serving_on("provider simulator", SIMULATOR_HOST, simulator_port, "--simulator-port"):
+                simulator = start_simulator(stack, aws_endpoint_url, port=simulator_port)
             if "ProviderApiUrl" in stack.parameters:
                 stack = load_local_stack(
                     aws_endpoint_url,
@@ -335,9 +370,15 @@ def start(
         functions = load_functions(stack, aws_endpoint_url)
         routes, binary = api_routes(stack, functions)
         stage = next((api.stage_name for api in stack.rest_apis().values()), "local")
-        gateway = Gateway(
-            routes, host=host, port=port, stage=stage, binary_media_types=binary, account_id=stack.account_id
-        ).start()
+        with _serving_on("API", host, port, "--port"):
+            gateway = Gateway(
+                routes,
+                host=host,
+                port=port,
+                stage=stage,
+                binary_media_types=binary,
+                account_id=stack.account_id,
+            ).start()
         mappings = mappings_from_stack(stack, functions)
         for mapping in mappings:
             mapping.start()
