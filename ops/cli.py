@@ -10,7 +10,7 @@ import base64
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     selection = replay.add_mutually_exclusive_group(required=True)
     selection.add_argument("--since", type=_moment, metavar="ISO", help="received at or after this time")
     selection.add_argument(
-        "--key", action="append", dest="keys", metavar="KEY", help="an S3 key (repeatable)"
+        "--key",
+        action="append",
+        dest="keys",
+        metavar="KEY",
+        help="an S3 key, or a bare SHA-256 for raw/<sha256>.xml (repeatable)",
     )
     selection.add_argument(
         "--keys-file", metavar="FILE", help="a file of S3 keys, one per line (- for stdin)"
@@ -457,9 +461,12 @@ def _message_text(document: dict[str, Any]) -> str:
 
 
 def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
+    since = args.since
     if args.to is None and args.sender is None:
+        now = datetime.now(UTC)
+        since = since or (args.until or now) - timedelta(days=reports.RECENT_DAYS)  # the window looked at
         messages = reports.recent_inbound(
-            resources.table, since=args.since, until=args.until, limit=args.limit, now=datetime.now(UTC)
+            resources.table, since=since, until=args.until, limit=args.limit, now=now
         )
     else:
         messages = reports.inbound(
@@ -476,7 +483,7 @@ def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
             {
                 "to": args.to,
                 "from": args.sender,
-                "since": _iso(args.since),
+                "since": _iso(since),
                 "until": _iso(args.until),
                 "limit": args.limit,
                 "count": len(messages),
@@ -489,7 +496,8 @@ def run_inbound(args: argparse.Namespace, resources: Resources) -> int:
     elif args.sender is not None:
         who = f"from {args.sender}"
     else:
-        who = "to any number"
+        until = f"until {_iso(args.until)}" if args.until else "until now"
+        who = f"to any number from {_iso(since)} {until}"
     lines = [f"inbound messages {render.cell(who)}: {len(messages)} (newest first, at most {args.limit})"]
     for item in messages:
         when = item["time"] or "(undated)"

@@ -35,6 +35,7 @@ WORKERS = 16
 # The ingest archives a body right after receiving it, so an object last modified before `since` minus
 # this margin (clock skew) cannot have been received after `since`: it is not worth a HEAD request.
 LAST_MODIFIED_MARGIN = timedelta(hours=1)
+_BARE_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _NAMED_BY_HASH = re.compile(r"(?:^|/)([0-9a-f]{64})\.xml$")
 
 sleep: Callable[[float], None] = time.sleep  # tests may replace it
@@ -134,7 +135,7 @@ class Replayer:
     def by_keys(self, keys: Iterable[str], *, dry_run: bool) -> ReplayResult:
         """Exactly these keys (duplicates once), in the order given."""
         result = ReplayResult(mode="keys", dry_run=dry_run)
-        result.keys = list(dict.fromkeys(k.strip() for k in keys if k.strip()))
+        result.keys = list(dict.fromkeys(archive_key(k.strip(), self.prefix) for k in keys if k.strip()))
         if dry_run:
             with ThreadPoolExecutor(WORKERS) as pool:
                 heads = list(pool.map(self._head, [{"Key": key} for key in result.keys]))
@@ -295,6 +296,12 @@ def batches(messages: Sequence[tuple[str, str]]) -> Iterator[list[tuple[str, str
         size += length
     if batch:
         yield batch
+
+
+def archive_key(key: str, prefix: str = ARCHIVE_PREFIX) -> str:
+    """A key as given, or the archive key of a bare SHA-256 (what `quarantine` and `message` print):
+    `<64 hex>` -> `raw/<64 hex>.xml`, the key the ingest stores a body under."""
+    return f"{prefix}{key.lower()}.xml" if _BARE_SHA256.fullmatch(key) else key
 
 
 def read_keys_file(lines: Iterable[str]) -> list[str]:

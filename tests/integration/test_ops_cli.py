@@ -271,7 +271,12 @@ def test_inbound_without_a_number_lists_every_numbers_across_days(cli, table):
     apply(table, sms(to, sender, recent, "just now"))
     code, text, _ = cli("inbound", "--limit", "500")
     assert code == 0
-    assert "inbound messages to any number" in text
+    window = re.search(r"inbound messages to any number from (\S+) until now", text)
+    assert window, text.splitlines()[0]  # it says which window it looked at
+    looked_from = datetime.fromisoformat(window.group(1))
+    assert abs(looked_from - (datetime.now(UTC) - timedelta(days=7))) < timedelta(minutes=5)
+    code, out, _ = cli("--json", "inbound", "--limit", "1")
+    assert datetime.fromisoformat(json.loads(out)["since"]) - looked_from < timedelta(minutes=5)
     assert f"to {to}" in text
     assert "just now" in text
     assert "text     first" not in text  # 2019: long before the default window
@@ -423,6 +428,12 @@ def test_replay_by_key_sends_the_archived_bytes_and_changes_nothing_already_appl
     assert code == 1
     assert "found 1, sent 0, failed 0, skipped 1" in out
     assert "not found" in out
+
+    # A bare SHA-256, as `quarantine` and `message` print it, names the archive key the ingest stored.
+    sha_b = hashlib.sha256(body_b).hexdigest()
+    code, out, _ = cli("--json", "replay", "--key", sha_b.upper(), "--key", key_b, "--dry-run")
+    assert code == 0
+    assert json.loads(out)["keys"] == [key_b]
 
 
 def test_replay_by_time_range_selects_by_received_at(cli, table, aws_clients, names, queue, tmp_path):
