@@ -67,6 +67,9 @@ STATE_OF_CODE = {
     "E202": ("UNDELIVERED", 3),
     "N102": ("DELIVERED", 4),
     "N202": ("DELIVERED", 4),
+    # A delivery report whose STATUS names a failure (§3.2): `<code>/<failure>` in a plan.
+    "N102/Expired": ("UNDELIVERED", 3),
+    "N202/Failed": ("UNDELIVERED", 3),
 }
 # Report sequences per message, in the provider's sending order; "N501" is a device-discovery report
 # (history only). The conflicting one is a second, different final report (§3.8 rule 1).
@@ -78,8 +81,9 @@ MMS_PLANS = (
     ("E101",),
     ("N101",),
     ("N101", "E102", "N102"),
+    ("N101", "N102/Expired"),
 )
-SMS_PLANS = (("N201", "N202"), ("N201", "E202"), ("E201",), ("N201",))
+SMS_PLANS = (("N201", "N202"), ("N201", "E202"), ("E201",), ("N201",), ("N201", "N202/Failed"))
 BASE_TIME = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
@@ -144,14 +148,16 @@ def build_corpus(tag: str, *, messages: int = 37, inbound: int = 20, mobiles: in
             number=i,
             mms_id=None if sms else "48213",
         )
-        outcome = plan[-1]
+        outcome, _, failure = plan[-1].partition("/")
+        status_text = f"Message Sent/{failure}" if failure else None
         sent_at = BASE_TIME + timedelta(minutes=i)
         own: list[bytes] = []
-        for step, code in enumerate(plan):
+        for step, token in enumerate(plan):
+            code = token.partition("/")[0]
             at = sent_at + timedelta(seconds=20 * step)
             postback = _ddm(message, code, at) if code == "N501" else None
             if postback is None:
-                postback = delivery_postback(message, code, at, outcome=outcome)
+                postback = delivery_postback(message, code, at, outcome=outcome, status_text=status_text)
             own.append(render(postback, dialect))
         reports[tracking_id] = tuple(own)
         report_codes[tracking_id] = plan
