@@ -5,6 +5,8 @@ Keys (pk / sk):
                                             answer; the idempotency record (one per request_id)
   REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id
   MSG#<trackingid>     REQUEST              the outbound record: what was sent, so delivery reports join it
+                                            (gsi2: OUT#<to>, `<accepted_at>#<trackingid>`, beside the
+                                            message's delivery reports: outbound messages by number)
   MSG#<trackingid>     RANK#0#SUBMITTED     the SUBMITTED state marker (on the open index)
   PACE#provider        PACE                 the shared limiter's state (pacing.py)
 
@@ -12,6 +14,12 @@ Ledger statuses: SENDING (an attempt holds the request, until `lease_until`), RE
 the next delivery may call the provider), and the final ones: ACCEPTED, REJECTED, SUPPRESSED, FAILED and
 OUTCOME_UNKNOWN. A final ledger is never sent again; the operator CLI can re-drive one deliberately. Final
 statuses other than ACCEPTED are listed on gsi1 under SEND#<status>, newest last.
+
+An OUTCOME_UNKNOWN ledger may later be settled ACCEPTED by reconciliation (reconcile.py): its `tracking_id`
+and `accepted_at` (the message's first report) are set as an accepted send's are, a `reconciled` map says how
+and when (`at`, `by`, `how`, the evidence), the attempt log gains a `reconciled` entry, it leaves the
+OUTCOME_UNKNOWN worklist, and the outbound record and SUBMITTED marker are written as for any accepted send
+(the outbound record with `reconciled_at` and `reconciled_by`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any, Final
 
 from mmsbridge.provider_api import ProviderResult
 from mmsbridge.send_request import REQUEST_ID_MAX, SendMMS, SendRequest, SendSavedMMS
-from mmsbridge.state_writes import iso, open_shard, rank_sk
+from mmsbridge.state_writes import iso, open_shard, outbound_index, rank_sk
 from mmsbridge.states import MessageState
 
 __all__ = [
@@ -151,6 +159,8 @@ def outbound_items(ledger: dict[str, Any], *, retention_days: int = 0) -> list[d
         "provider_from": ledger.get("provider_from"),
         **{k: ledger[k] for k in ("request_id", "action", "to", "from", "campaign_ref") if k in ledger},
     }
+    if ledger.get("to"):
+        outbound.update(outbound_index(ledger["to"], accepted_at, tracking_id))
     state = MessageState.SUBMITTED
     marker = {
         "pk": pk,

@@ -12,7 +12,7 @@ the history, so a late event still fills in what was missing.
 Keys (pk / sk):
   MSG#<trackingid>     RANK#<rank>#<code>             state marker (SENT/SUBMITTED ones on the open index)
   MSG#<trackingid>     EVT#<utc>#<code>#<key>         one history item per distinct event
-  MSG#<trackingid>     REQUEST                        the sender's record of the request (issue: sender)
+  MSG#<trackingid>     REQUEST                        the sender's record of the request (send_ledger.py)
   TPL#<mmsid>          RANK#<rank>#<code> / EVT#...   template encoding state and history
   IN#<origin>#<id>     MSG                            inbound SMS/MMS (gsi1: TO#<to>, gsi2: FROM#<from>)
   SUB#<mobile>         CAMPAIGN#<id>#AT#<time>#<code> subscription changes; the latest is the state
@@ -25,6 +25,10 @@ Keys (pk / sk):
   SEEN#<semantic key>  SEEN                           an undated postback's first sighting (consumer.py)
 The open index (gsi1, OPEN#<shard>, sorted by time) lists SENT/SUBMITTED markers; the hourly stale check
 drops markers whose message has reached a final state, so the index holds only messages still open.
+Outbound messages by number (gsi2, OUT#<TO>, sorted `<provider time>#<trackingid>`): every MMS_MT/SMS_MT
+delivery report's history item, and the sender's outbound record (send_ledger.py), so a message is found by
+the number it went to even when no request is linked to it (reconcile.py). The same index holds inbound
+messages under FROM#<number>: the prefixes keep them apart.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ _CONTENT_CODES = {
 }
 _MESSAGE_KINDS = (PostbackKind.DELIVERY, PostbackKind.DDM, PostbackKind.MT_RECORD)
 _MT_KINDS = (*_MESSAGE_KINDS, PostbackKind.TEMPLATE)
+_MT_ORIGINS = ("MMS_MT", "SMS_MT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,12 @@ def open_shard(tracking_id: str) -> str:
 
 def rank_sk(rank: int, code: str) -> str:
     return f"RANK#{rank}#{code}"
+
+
+def outbound_index(to: str, moment: str, tracking_id: str) -> dict[str, str]:
+    """gsi2 keys that list an outbound message's item under the number it went to (`moment`: iso() or
+    UNDATED, which sorts after every time)."""
+    return {"gsi2pk": f"OUT#{to}", "gsi2sk": f"{moment}#{tracking_id}"}
 
 
 def plan_batch(
@@ -156,7 +167,14 @@ def _items(received: Received) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if kind in _MESSAGE_KINDS and postback.tracking_id:
         pk = f"MSG#{postback.tracking_id}"
-        items.append(_event(pk, received))
+        event = _event(pk, received)
+        to = postback.fields.get("TO")
+        if kind is PostbackKind.DELIVERY and postback.origin in _MT_ORIGINS and to:
+            # Found by number and time (ops messages, reconcile.py). A derived time (E101 has none) is the
+            # first copy's receipt, the same for every copy, so the item stays a function of the postback.
+            moment = iso(postback.timestamp_utc) if postback.timestamp_utc else UNDATED
+            event.update(outbound_index(to, moment, postback.tracking_id))
+        items.append(event)
         if postback.state is not None:
             items.append(_message_marker(pk, postback.tracking_id, postback.state, received))
     elif kind in _MT_KINDS and not postback.mms_id:
