@@ -92,6 +92,11 @@ def unique_digits(n: int) -> str:
     return "".join(random.choice("0123456789") for _ in range(n))
 
 
+def us_number(area: str) -> str:
+    """A random valid US number in `area`: the exchange starts 2-9, as the numbering plan requires."""
+    return f"1{area}{random.choice('23456789')}{unique_digits(6)}"
+
+
 def provider_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
@@ -187,7 +192,7 @@ def test_unknown_message_exits_1(cli):
 
 # -- inbound -------------------------------------------------------------------------------------------------
 def test_inbound_by_receiver_and_sender_newest_first_within_range(cli, table):
-    to, sender = "8" + unique_digits(5), "1415" + unique_digits(7)
+    to, sender = "8" + unique_digits(5), us_number("415")
     base = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
     times = [base, base + timedelta(hours=1), base + timedelta(hours=2)]
     for i, moment in enumerate(times):
@@ -250,7 +255,7 @@ def test_inbound_without_a_number_lists_every_numbers_across_days(cli, table):
         midnight + timedelta(minutes=10),
         midnight + timedelta(hours=2),
     ]
-    numbers = [("8" + unique_digits(5), "1415" + unique_digits(7)) for _ in moments]
+    numbers = [("8" + unique_digits(5), us_number("415")) for _ in moments]
     for (to, sender), moment, text in zip(numbers, moments, ("first", "second", "third"), strict=True):
         apply(table, sms(to, sender, moment, text))
 
@@ -267,7 +272,7 @@ def test_inbound_without_a_number_lists_every_numbers_across_days(cli, table):
 
     # Without --since: the last days up to now.
     recent = datetime.now(UTC) - timedelta(minutes=5)
-    to, sender = "8" + unique_digits(5), "1415" + unique_digits(7)
+    to, sender = "8" + unique_digits(5), us_number("415")
     apply(table, sms(to, sender, recent, "just now"))
     code, text, _ = cli("inbound", "--limit", "500")
     assert code == 0
@@ -356,7 +361,7 @@ def test_stale_lists_only_open_messages_older_than_the_threshold(cli, table):
 
 # -- suppression ---------------------------------------------------------------------------------------------
 def test_suppression_since_when_and_why(cli, table):
-    mobile = "1312" + unique_digits(7)
+    mobile = us_number("312")
     pretty = f"+1 {mobile[1:4]} {mobile[4:7]} {mobile[7:]}"
     code, out, _ = cli("--json", "suppression", pretty)
     assert code == 0
