@@ -20,6 +20,8 @@ from mmsbridge.numbers import InvalidNumber
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_writes import iso
 from ops import markers, render, reports, sends
+from ops import messages as outbound_messages
+from ops import reconcile as reconciliation
 from ops.replay import ARCHIVE_PREFIX, Replayer, ReplayResult, read_keys_file
 from ops.resources import ConfigError, Resources, resolve
 from ops.send_dlq import SendDLQ
@@ -150,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--from", dest="sender", metavar="NUMBER", help="the sender's number")
     _time_range(inbound)
     _limit(inbound)
+
+    _outbound_commands(command)
 
     quarantine = command(
         "quarantine",
@@ -282,8 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         run_unknown,
         "send requests whose outcome is unknown (requests --status OUTCOME_UNKNOWN): the worklist",
         "The call may or may not have reached the provider (a timeout after sending, a lost answer, an\n"
-        "attempt that stopped mid-call): the sender never calls again on its own. Check each with the\n"
-        "provider (by number and time); if it was not sent, `resend REQUEST_ID --yes` re-drives it.",
+        "attempt that stopped mid-call): the sender never calls again on its own. Each request's likely\n"
+        "message is shown: the one unlinked message to its TO from its FROM whose first report fell in its\n"
+        "attempt window (`reconcile` links it once the window has settled). Check the others with the\n"
+        "provider (by number and time: `messages --to NUMBER`); if one was not sent, `resend REQUEST_ID\n"
+        "--yes` re-drives it.",
     )
     _time_range(unknown)
     _limit(unknown)
@@ -705,6 +712,8 @@ def run_request(args: argparse.Namespace, resources: Resources) -> int:
             _error("--sha256 takes a SHA-256: 64 hexadecimal digits")
             return USAGE
     document = sends.request(resources.table, args.request_id, sha256=sha256)
+    if document is not None:  # an OUTCOME_UNKNOWN request's likely message, or a reconciled one's record
+        document["reconciliation"] = reconciliation.for_request(resources.table, document["key"])
     if args.json:
         missing = {"request_id": args.request_id, "payload_sha256": sha256}
         _print_json({"found": document is not None, **(document or missing)})
@@ -783,6 +792,7 @@ def _request_text(document: dict[str, Any]) -> str:
             lines.append("why:")
         lines.append(render.fields([(name.replace("_", " "), provider[name]) for name in names]))
 
+    lines += _reconciliation_lines(document.get("reconciliation"))
     tracking_id = provider["tracking_id"]
     if status == SendStatus.ACCEPTED and tracking_id:
         lines.append("")
@@ -806,6 +816,11 @@ def run_unknown(args: argparse.Namespace, resources: Resources) -> int:
 
 def _requests(args: argparse.Namespace, resources: Resources, status: SendStatus) -> int:
     items = sends.requests(resources.table, status, since=args.since, until=args.until, limit=args.limit)
+    plans = {}
+    if status == SendStatus.OUTCOME_UNKNOWN:  # each request's likely message (ops/reconcile.py)
+        plans = reconciliation.for_unknown(resources.table, items)
+        for item in items:
+            item["reconciliation"] = plans.get(item["key"])
     if args.json:
         _print_json(
             {
@@ -834,10 +849,7 @@ def _requests(args: argparse.Namespace, resources: Resources, status: SendStatus
     if rows:
         lines.append(render.table(["AT", "REQUEST ID", "ACTION", "TO", "FROM", "CODE", "WHY"], rows))
     if status == SendStatus.OUTCOME_UNKNOWN and rows:
-        lines.append(
-            "The provider may have sent these. Check each with the provider; `python -m ops resend "
-            "REQUEST_ID --yes` re-drives one that was not sent."
-        )
+        lines += reconciliation.unknown_lines(items, plans)
     _print("\n".join(lines))
     return OK
 
@@ -982,6 +994,99 @@ def _resend_refusal(request_id: str, ledger: dict[str, Any] | None, why: str) ->
         "error": None,
         "restored": None,
     }
+
+
+# -- outbound messages and reconciliation ------------------------------------------------------------------
+def _outbound_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    messages = command(
+        "messages",
+        run_messages,
+        "outbound messages to a number, newest first: first report, state, FROM, the request linked",
+        "Every message whose delivery reports (MMS_MT/SMS_MT) or outbound record went to NUMBER (index\n"
+        "gsi2, OUT#<number>), newest first by its first report (or acceptance): tracking id, first report\n"
+        "time and code, current state, FROM, and the request it is linked to (none: a message no request\n"
+        "knows, e.g. one whose send ended OUTCOME_UNKNOWN; `unknown` shows which request it likely is).\n"
+        "NUMBER is read exactly as the sender reads a request's `to` (the stack's DefaultCountryCode\n"
+        "applies); a number the sender would refuse is an error (exit 2). --since/--until select by the\n"
+        "message's first time. Messages stored before this index existed join it when `replay` applies\n"
+        "their postbacks again.",
+    )
+    messages.add_argument("--to", required=True, metavar="NUMBER", help="the number the messages went to")
+    _time_range(messages)
+    _limit(messages)
+
+    reconcile = command(
+        "reconcile",
+        run_reconcile,
+        "link OUTCOME_UNKNOWN requests to the message each one became, where the evidence is unambiguous",
+        "For each OUTCOME_UNKNOWN request (--since/--until: by when it got that status): its candidates\n"
+        "are the messages no request is linked to, to its TO from its FROM, whose first delivery report\n"
+        "came between 1 minute before its first claim and 15 minutes after the attempt that ended\n"
+        "unknown. It is linked (ACCEPTED, with a `reconciled` record; the message gets its outbound\n"
+        "record) only when there is exactly one candidate, no other OUTCOME_UNKNOWN or accepted request\n"
+        "to that TO/FROM has an overlapping window, and the window closed 30 minutes ago (the provider\n"
+        "may still be retrying reports until then). Anything else is listed with the reason and left\n"
+        "alone. The write is conditional (still OUTCOME_UNKNOWN, the message still unlinked), so it is\n"
+        "safe beside the hourly run in the stale function. --dry-run shows what would be linked.",
+    )
+    _time_range(reconcile)
+    reconcile.add_argument("--dry-run", action="store_true", help="show what would be linked; change nothing")
+
+
+def run_messages(args: argparse.Namespace, resources: Resources) -> int:
+    document = outbound_messages.messages(
+        resources.table,
+        args.to,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        default_country_code=resources.default_country_code,
+    )
+    if args.json:
+        _print_json(document)
+        return OK
+    found = document["messages"]
+    lines = [f"outbound messages to {document['to']}: {len(found)} (newest first, at most {args.limit})"]
+    rows = [
+        [
+            m["first_report_at"] or m["accepted_at"],
+            m["first_report_code"],
+            m["tracking_id"],
+            f"{m['state']} ({m['state_code']})" if m["state"] else None,
+            m["from"],
+            _linked_request(m),
+        ]
+        for m in found
+    ]
+    if rows:
+        lines.append(render.table(["FIRST REPORT", "CODE", "TRACKINGID", "STATE", "FROM", "REQUEST"], rows))
+    _print("\n".join(lines))
+    return OK
+
+
+def _linked_request(message: dict[str, Any]) -> str:
+    if not message["linked"]:
+        return "(none)"
+    return f"{message['request_id']}{' (reconciled)' if message['reconciled_at'] else ''}"
+
+
+def run_reconcile(args: argparse.Namespace, resources: Resources) -> int:
+    document = reconciliation.run(resources.table, dry_run=args.dry_run, since=args.since, until=args.until)
+    if args.json:
+        _print_json(document)
+    else:
+        _print(reconciliation.run_text(document))
+    return OK
+
+
+def _reconciliation_lines(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if found.get("reconciled"):
+        return reconciliation.reconciled_lines(found["reconciled"])
+    if found.get("plan"):
+        return reconciliation.plan_lines(found["plan"])
+    return [f"likely message: {found.get('reason')}"]
 
 
 # -- output ------------------------------------------------------------------------------------------------

@@ -69,7 +69,9 @@ REVIEWED = {
         *((action, "StaleMessagesLogGroup.Arn") for action in LOGS),
         ("dynamodb:Query", TABLE),
         ("dynamodb:Query", "${StateTable.Arn}/index/gsi1"),
+        ("dynamodb:Query", "${StateTable.Arn}/index/gsi2"),
         ("dynamodb:UpdateItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
     },
     "SenderFunction": {
         *((action, "SenderLogGroup.Arn") for action in LOGS),
