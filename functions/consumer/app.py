@@ -24,7 +24,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# Never the event, even with POWERTOOLS_LOGGER_LOG_EVENT set: its records carry postback bodies (numbers,
+# message text).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # The batch is applied in one pass (one BatchWriteItem per 25 items); BatchProcessor then reports each
     # record's outcome, so only the failed ones come back.

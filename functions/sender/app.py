@@ -62,7 +62,9 @@ SENDER = Sender(
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# Never the event, even with POWERTOOLS_LOGGER_LOG_EVENT set: its records carry send requests (numbers,
+# message text).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     records = event.get("Records", [])
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000

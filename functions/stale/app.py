@@ -31,7 +31,9 @@ metrics = Metrics()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# Never the event, even with POWERTOOLS_LOGGER_LOG_EVENT set: no handler logs its event, so no switch can
+# start logging what a future event carries.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     now = datetime.now(UTC)
     cutoff = iso(now - STALE_AFTER)

@@ -3,11 +3,14 @@ ingest and sender handlers (wired from template.yaml, on moto and the provider s
 switch an operator could turn on: POWERTOOLS_LOG_LEVEL=DEBUG, POWERTOOLS_LOGGER_LOG_EVENT=true, and DEBUG
 for every library logger (botocore, urllib3, Powertools). Every record is captured with all its fields,
 and so is everything written to stdout and stderr; the secrets are looked for as they are and encoded
-(URL-encoded, base64 at every alignment, hex)."""
+(URL-encoded, base64 at every alignment, hex). Nor does any handler log its event, whatever the switches: the
+ingest's holds the token, the consumer's and the sender's hold numbers and message text."""
 
 from __future__ import annotations
 
+import ast
 import base64
+import hashlib
 import json
 import logging
 import sys
@@ -15,6 +18,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -25,10 +29,12 @@ from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
+from mmsbridge import envelope
 from mmsbridge.send_store import SendLedger
 from mmsbridge.state_table import StateTable
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
 TOKEN = f"tok_{uuid.uuid4().hex}"
 WRONG_TOKEN = f"tok_{uuid.uuid4().hex}"  # a near miss (an old token, a typo) is as secret as the token
 API_KEY = f"KEY-{uuid.uuid4().hex}"
@@ -143,7 +149,7 @@ def captured(capfd) -> Iterator[Capture]:
             saved_levels[name] = logger.level
             logger.setLevel(logging.DEBUG)
     streams = []
-    for name in ("ingest", "sender"):
+    for name in ("ingest", "consumer", "stale", "sender"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
                 streams.append((handler, handler.stream))
@@ -339,10 +345,89 @@ def test_sends_accepted_and_failing_never_log_the_api_key(
     assert records[f"accepted-{run}"]["status"] == "ACCEPTED"
     assert simulator.stats()["faults"] == len(faulted)
     # The handler logged, and botocore at DEBUG, GetSecretValue included (twice: the key was read afresh).
-    for expected in ('"send request"', '"batch stopped calling the provider"', '"message":{"Records"'):
+    for expected in ('"send request"', '"batch stopped calling the provider"'):
         assert expected in logged
+    assert '"message":{"Records"' not in logged  # the event, as Powertools logs it, never is
     assert logged.count("OperationModel(name=GetSecretValue)") >= 2
     assert leaks(logged, api_key=API_KEY, wrong_key=WRONG_KEY) == []
     # Nor in what the sender records, nor in the provider's view of the calls (its log redacts the key).
     assert leaks(json.dumps(records, default=str), api_key=API_KEY, wrong_key=WRONG_KEY) == []
     assert leaks(json.dumps(simulator.log(), default=str), api_key=API_KEY, wrong_key=WRONG_KEY) == []
+
+
+# -------------------------------------------------------------------------------------------- events
+
+
+def test_every_handler_refuses_to_log_its_event():
+    """`log_event=False` on every handler's `inject_lambda_context`: POWERTOOLS_LOGGER_LOG_EVENT=true, an
+    operator's switch, would otherwise log each event whole."""
+    handlers = sorted((ROOT / "functions").glob("*/app.py"))
+    refuses = {}
+    for path in handlers:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "inject_lambda_context":
+                log_event = {keyword.arg: keyword.value for keyword in node.keywords}.get("log_event")
+                refuses[path.parent.name] = isinstance(log_event, ast.Constant) and log_event.value is False
+    assert refuses == dict.fromkeys(("consumer", "ingest", "sender", "stale"), True)
+
+
+@pytest.fixture(scope="module")
+def verbose_functions(moto_server, aws_stack):
+    """The consumer and the stale check with every log switch on (the ingest and sender are above)."""
+    return {
+        logical_id: local_stack.function_for(
+            aws_stack,
+            logical_id,
+            moto_server.endpoint_url,
+            environment=VERBOSE,
+            name_suffix="Verbose",
+            max_containers=1,
+        )
+        for logical_id in ("ConsumerFunction", "StaleMessagesFunction")
+    }
+
+
+def marked_event(logical_id: str, marker: str) -> dict:
+    """An event the function handles as usual, with `marker` where only a logged event would show it."""
+    if logical_id == "StaleMessagesFunction":
+        return {
+            "source": "aws.events",
+            "detail-type": "Scheduled Event",
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{marker}"],
+            "detail": {},
+        }
+    body = (
+        "<POSTBACK><ORIGIN>SMS_MT</ORIGIN><CODE>N201</CODE><STATUS>Message Sent</STATUS>"
+        f"<TRACKINGID>{uuid.uuid4().hex}</TRACKINGID></POSTBACK>"
+    ).encode()
+    sha256 = hashlib.sha256(body).hexdigest()
+    message = envelope.encode(
+        key=f"raw/{sha256}.xml",
+        sha256=sha256,
+        body=body,
+        received_at=datetime.now(UTC),
+        source_ip="127.0.0.1",
+        request_id=str(uuid.uuid4()),
+    )
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "rh",
+                "body": message,
+                "attributes": {},
+                "messageAttributes": {"marker": {"stringValue": marker, "dataType": "String"}},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("logical_id", ["ConsumerFunction", "StaleMessagesFunction"])
+def test_the_consumer_and_the_stale_check_never_log_their_event(verbose_functions, captured, logical_id):
+    marker = f"event-marker-{uuid.uuid4().hex}"
+    verbose_functions[logical_id].invoke(marked_event(logical_id, marker))
+    logged = captured.text()
+    assert "botocore" in logged  # DEBUG reached the capture (each handler called AWS)
+    assert leaks(logged, marker=marker) == []
