@@ -83,7 +83,13 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         }
         if result.disposition is Disposition.DEAD_LETTER:
             logger.error("send request moved to the DLQ", extra=extra)
-        elif result.outcome in ("outcome_unknown", "account_error", "error", "failed_unknown_code"):
+        elif result.outcome in (
+            "outcome_unknown",
+            "account_error",
+            "error",
+            "failed_unknown_code",
+            "conflicting_duplicate",
+        ):
             logger.error("send request needs attention", extra=extra)
         else:
             logger.info("send request", extra=extra)
@@ -116,6 +122,7 @@ METRICS = {
     "failed_unknown_code": "UnknownErrorCode",
     "outcome_unknown": "OutcomeUnknown",
     "duplicate": "DuplicateRequests",
+    "conflicting_duplicate": "ConflictingDuplicates",
     "throttled": "Throttled",
     "deferred": "Deferred",
     "transient_retry": "TransientRetries",

@@ -3,7 +3,9 @@
 Keys (pk / sk):
   REQ#<request_id>     REQUEST              the request's ledger: status, reasons, attempts, the provider's
                                             answer; the idempotency record (one per request_id)
-  REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id
+  REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id (gsi2, when
+                                            it carried a readable one that cannot be a key, such as 7 or
+                                            300 characters: REJECTED_ID#<it>, `<received_at>#<sha256>`)
   MSG#<trackingid>     REQUEST              the outbound record: what was sent, so delivery reports join it
                                             (gsi2: OUT#<to>, `<accepted_at>#<trackingid>`, beside the
                                             message's delivery reports: outbound messages by number)
@@ -48,6 +50,8 @@ __all__ = [
 LEDGER_SK: Final = "REQUEST"
 # A request_id too long or too odd to be a key is still recorded, under the body's hash.
 _KEYABLE_ID_MAX: Final = 256
+# A longer one that an operator could still type is listed on gsi2 (a key of at most 2048 bytes).
+_INDEXABLE_ID_BYTES: Final = 1024
 
 
 class SendStatus(StrEnum):
@@ -86,16 +90,28 @@ def listing_key(status: SendStatus, at: datetime, request_id: str) -> dict[str, 
 
 
 def rejected_item(
-    body: str, request_id: object, reasons: list[tuple[str, str]], now: datetime
+    body: str,
+    request_id: object,
+    reasons: list[tuple[str, str]],
+    now: datetime,
+    *,
+    valid: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A refused request, keyed by its request_id when it has a usable one, else by the body's hash."""
+    """A refused request, keyed by its request_id when it has a usable one, else by the body's hash. `valid`:
+    the addressing fields that passed validation (action, to, from), kept as a valid request's are."""
     digest = sha256_hex(body)
     usable = (
         isinstance(request_id, str) and 0 < len(request_id) <= _KEYABLE_ID_MAX and request_id.isprintable()
     )
     key = ledger_key(request_id) if usable else {"pk": f"REJECTED#{digest}", "sk": LEDGER_SK}  # type: ignore[arg-type]
     shown_id = request_id if usable else None
+    carried = None if usable else _readable_id(request_id)
+    found_by: dict[str, str] = {}
+    if carried is not None:  # `ops request ID` finds it by the id it carried
+        found_by = {"request_id_given": carried, **rejected_id_index(carried, now, digest)}
     return {
+        **{name: value for name, value in (valid or {}).items() if name in ("action", "to", "from")},
+        **found_by,
         **key,
         "type": "send_request",
         "request_id": shown_id,
@@ -108,6 +124,26 @@ def rejected_item(
         "updated_at": iso(now),
         **listing_key(SendStatus.REJECTED, now, shown_id or digest),
     }
+
+
+def rejected_id_index(request_id: str, now: datetime, digest: str) -> dict[str, str]:
+    """gsi2 keys that list a refused body stored by its hash under the request_id it carried."""
+    return {"gsi2pk": rejected_id_pk(request_id), "gsi2sk": f"{iso(now)}#{digest}"}
+
+
+def rejected_id_pk(request_id: str) -> str:
+    return f"REJECTED_ID#{request_id}"
+
+
+def _readable_id(request_id: object) -> str | None:
+    """A request_id an operator could type (a string or a whole number), short enough for an index key."""
+    if isinstance(request_id, int) and not isinstance(request_id, bool):
+        text = str(request_id)
+    elif isinstance(request_id, str) and request_id.isprintable() and request_id.strip():
+        text = request_id
+    else:
+        return None
+    return text if len(text.encode("utf-8", "surrogatepass")) <= _INDEXABLE_ID_BYTES else None
 
 
 def request_summary(request: SendRequest) -> dict[str, Any]:

@@ -129,9 +129,18 @@ _ACTIONS_BY_FOLDED_NAME: Final = {action.value.lower(): action for action in Act
 class InvalidSendRequest(ValueError):
     """A send request that cannot be sent. `.errors` lists every problem as (field, reason)."""
 
-    def __init__(self, errors: list[tuple[str, str]], *, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[tuple[str, str]],
+        *,
+        request_id: str | None = None,
+        valid: dict[str, str] | None = None,
+    ) -> None:
         self.errors: list[tuple[str, str]] = list(errors)
         self.request_id = request_id
+        # The addressing fields that passed (action, to, from; normalised), so a refusal still says what it
+        # was for. Empty when validation did not get that far.
+        self.valid: dict[str, str] = dict(valid or {})
         problems = "; ".join(f"{field}: {reason}" for field, reason in self.errors)
         label = request_id if request_id is not None else "(no valid request_id)"
         super().__init__(f"invalid send request {label}: {problems}")
@@ -758,8 +767,13 @@ def _validate_send_request(
     )
     common["ignored_fields"] = tuple(ignored)
 
+    valid = {
+        name: str(value)
+        for name, value in (("action", action), ("to", common["to"]), ("from", common["from_"]))
+        if value is not None
+    }
     if action is None:
-        raise InvalidSendRequest(errors.items, request_id=request_id)
+        raise InvalidSendRequest(errors.items, request_id=request_id, valid=valid)
 
     allowed = COMMON_FIELDS | ACTION_FIELDS[action]
     misplaced = (key for key in payload if key in _ALL_KNOWN_FIELDS and key not in allowed)
@@ -794,7 +808,7 @@ def _validate_send_request(
         specific = _mms_content(payload, errors, action=Action.SEND_MMS)
 
     if errors:
-        raise InvalidSendRequest(errors.items, request_id=request_id)
+        raise InvalidSendRequest(errors.items, request_id=request_id, valid=valid)
     request_type = {Action.SEND_SMS: SendSMS, Action.SEND_SAVED_MMS: SendSavedMMS, Action.SEND_MMS: SendMMS}[
         action
     ]

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mmsbridge.send_conflicts import same_body
 from mmsbridge.send_ledger import (
     FINAL,
     SendStatus,
@@ -44,6 +45,7 @@ class ClaimKind(StrEnum):
     DUPLICATE = "duplicate"  # the request already reached a final status
     BUSY = "busy"  # another delivery holds it now
     ORPHANED = "orphaned"  # a dead attempt's outcome is unknown; recorded OUTCOME_UNKNOWN now
+    CONFLICT = "conflict"  # the request_id holds a different body: this one is never sent (send_conflicts.py)
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,16 @@ class SendLedger:
         key = ledger_key(request_id)
         return self._table.get(key["pk"], key["sk"])
 
-    def record_rejected(self, item: dict[str, Any]) -> None:
-        """A refused request. A refusal never replaces a ledger that already exists (it stays the record)."""
+    def record_rejected(self, item: dict[str, Any]) -> bool:
+        """A refused request. A refusal never replaces a ledger that already exists (it stays the record):
+        False when one did."""
         try:
             self._table.put_new({**item, "version": 1})
         except ClientError as error:
             if not _conditional_failure(error):
                 raise
+            return False
+        return True
 
     def count_error(self, message_id: str, now: datetime, *, keep_s: int) -> int:
         """Count one unexpected error of the send-queue message `message_id` (stable across its receives,
@@ -116,6 +121,8 @@ class SendLedger:
             if ledger is None:
                 base = fresh
             else:
+                if not same_body(ledger, body):
+                    return Claim(ClaimKind.CONFLICT, ledger)
                 status = ledger.get("status")
                 if status in FINAL:
                     return Claim(ClaimKind.DUPLICATE, ledger)

@@ -34,6 +34,7 @@ from mmsbridge.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_sec
 from mmsbridge.pacing import SharedLimiter
 from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
 from mmsbridge.provider_client import READ_TIMEOUT_S, ProviderClient, ProviderReply
+from mmsbridge.send_conflicts import record_conflict, same_body
 from mmsbridge.send_ledger import SendStatus, accepted_fields, rejected_item
 from mmsbridge.send_request import InvalidSendRequest, SendMMS, SendRequest, parse_send_request_json
 from mmsbridge.send_store import Claim, ClaimKind, SendLedger
@@ -290,8 +291,13 @@ class Sender:
             )
         except InvalidSendRequest as error:
             request_id = error.request_id or _raw_request_id(record.body)
-            self._ledger.record_rejected(rejected_item(record.body, request_id, error.errors, self._now()))
+            item = rejected_item(record.body, request_id, error.errors, self._now(), valid=error.valid)
             reason = "; ".join(f"{name}: {why}" for name, why in error.errors)
+            if not self._ledger.record_rejected(item) and isinstance(item.get("request_id"), str):
+                # Its request_id already has a ledger: a redelivery of the same body, or a conflict.
+                ledger = self._ledger.get(item["request_id"])
+                if ledger is not None and not same_body(ledger, record.body):
+                    return self._conflict(record, item["request_id"], ledger, refused=reason), None
             return self._done(record, "rejected", request_id, reason=reason), None
         claim = self._ledger.claim(
             request,
@@ -301,6 +307,8 @@ class Sender:
             resend_orphans=self.settings.delivery is Delivery.AT_LEAST_ONCE,
         )
         request_id = request.request_id
+        if claim.kind is ClaimKind.CONFLICT:
+            return self._conflict(record, request_id, claim.ledger), None
         if claim.kind is ClaimKind.DUPLICATE:
             if claim.ledger.get("status") == SendStatus.ACCEPTED.value and claim.ledger.get("tracking_id"):
                 # Repairs an attempt that recorded ACCEPTED but stopped before the outbound record.
@@ -314,6 +322,19 @@ class Sender:
                 record, "busy", "transient", request_id=request_id, retry_after_s=max(1.0, lease_left + 1)
             ), None
         return self._attempt(record, request, claim, api_key, deadline)
+
+    def _conflict(
+        self, record: _Record, request_id: str, ledger: dict[str, Any], *, refused: str | None = None
+    ) -> RecordResult:
+        """A different body under a request_id that has a ledger: recorded beside it, never sent."""
+        count = record_conflict(
+            self._table, request_id, record.body, self._now(), message_id=record.message_id, refused=refused
+        )
+        reason = (
+            f"request_id already used by a different body (its ledger is {ledger.get('status')}, "
+            f"payload sha256 {ledger.get('payload_sha256')}); not sent, conflict {count} recorded"
+        )
+        return self._done(record, "conflicting_duplicate", request_id, reason=reason)
 
     def _attempt(
         self, record: _Record, request: SendRequest, claim: Claim, api_key: str, deadline: float

@@ -21,6 +21,7 @@ Keys (pk / sk):
   SUPPRESS#<mobile>    AT#<time>#<code>               opt-out (N302, inbound STOP) or opt-in (N301)
   PASS#<id>            EVT#...                        wallet-pass events
   OTHER#<origin>#<id>  EVT#...                        unrecognised ORIGIN/CODE, kept with all fields
+                                                      (gsi1: UNRECOGNISED, `<event time>#<pk>`)
   QUARANTINE#<sha256>  Q                              a body that cannot be applied (gsi1: QUARANTINE)
   SEEN#<semantic key>  SEEN                           an undated postback's first sighting (consumer.py)
 The open index (gsi1, OPEN#<shard>, sorted by time) lists SENT/SUBMITTED markers; the hourly stale check
@@ -124,6 +125,8 @@ def plan_batch(
             key = (record["pk"], record["sk"])
             if retention_days > 0 and record.get("type") not in STANDING:
                 record["expires_at"] = _expiry(item, retention_days)
+            if record["pk"].startswith(UNRECOGNISED_PREFIX):
+                record.update(unrecognised_index(record, item.postback))
             plan.puts.setdefault(key, record)  # one put serves every record of the batch that needs it
             plan.owners.setdefault(key, set()).add(item.record_id)
     for item in rejected:
@@ -375,3 +378,16 @@ def _suppression(mobile: str, received: Received, *, suppressed: bool, source: s
         suppressed=suppressed,
         source=source,
     )
+
+
+# -- unrecognised events, listed -----------------------------------------------------------------------------
+UNRECOGNISED_PREFIX = "OTHER#"
+UNRECOGNISED_PARTITION = "UNRECOGNISED"
+
+
+def unrecognised_index(event: dict[str, Any], postback: Postback) -> dict[str, str]:
+    """gsi1 keys that list an unrecognised event (`ops unrecognised`) by its time: its own, or the first
+    copy's receipt for an undated code the consumer dates; else UNDATED, after every time. Rare events, one
+    partition; a function of the postback like the event itself."""
+    moment = iso(postback.timestamp_utc) if postback.timestamp_utc else UNDATED
+    return {"gsi1pk": UNRECOGNISED_PARTITION, "gsi1sk": f"{moment}#{event['pk']}"}
