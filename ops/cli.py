@@ -19,9 +19,20 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from mmsbridge.numbers import InvalidNumber
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_writes import iso
-from ops import markers, render, reports, sends
+from ops import (
+    conflicts,
+    markers,
+    pending,
+    rejections,
+    render,
+    reports,
+    request_table,
+    sends,
+    unrecognised,
+)
 from ops import messages as outbound_messages
 from ops import reconcile as reconciliation
+from ops import status as stack_status
 from ops.replay import ARCHIVE_PREFIX, Replayer, ReplayResult, read_keys_file
 from ops.resources import ConfigError, Resources, resolve
 from ops.send_dlq import SendDLQ
@@ -263,14 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     request.set_defaults(check=lambda args: _check_request(request, args))
 
-    listed = ", ".join(status.value for status in sends.LISTED)
+    listed = ", ".join(s.value for s in (*sends.LISTED, *pending.PENDING))
     requests = command(
         "requests",
         run_requests,
-        "send requests that ended unsent or with an unknown outcome, by status, newest first",
-        f"Final statuses other than ACCEPTED, each a worklist (index gsi1, SEND#<status>): {listed}.\n"
-        "--since/--until select by the time the request got its status. `unknown` is\n"
-        "`requests --status OUTCOME_UNKNOWN`.",
+        "send requests that ended unsent or with an unknown outcome, or are still under way, by status",
+        "Final statuses other than ACCEPTED, each a worklist (index gsi1, SEND#<status>): "
+        f"{', '.join(s.value for s in sends.LISTED)}.\n"
+        "RETRY (waiting for the next delivery) and SENDING (held by an attempt) are on no index: a Scan\n"
+        "of the table with a filter finds them, reading at most --scan-limit items (it says when it\n"
+        "stopped before the end). --since/--until select by the time the request got its status; newest\n"
+        "first. `unknown` is `requests --status OUTCOME_UNKNOWN`.",
     )
     requests.add_argument(
         "--status",
@@ -281,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _time_range(requests)
     _limit(requests)
+    pending.add_scan_limit(requests)
 
     unknown = command(
         "unknown",
@@ -340,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTCOME_UNKNOWN means the provider may already have sent it: resending may send it twice.\n"
         "Refused (exit 2, nothing changed) without --yes, and for any other status: ACCEPTED (sent),\n"
         "SENDING and RETRY (under way), REJECTED (invalid: send a corrected request), SUPPRESSED\n"
-        "(opted out). If the send queue refuses the body, the ledger goes back as it was (exit 1).",
+        "(opted out). If the send queue refuses the body, the ledger goes back as it was (exit 1).\n"
+        "A FAILED request whose error class is PERMANENT (the provider refused it for good: the same\n"
+        "request fails the same way unless what it refers to changed) is resent only with --yes\n"
+        "--even-if-permanent (exit 2 and nothing changed without), and with a warning.",
     )
     resend.add_argument("request_id", metavar="REQUEST_ID")
     resend.add_argument(
@@ -348,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="really re-drive it (it may be a duplicate if the outcome is unknown)",
     )
+    resend.add_argument(
+        "--even-if-permanent",
+        action="store_true",
+        help="with --yes: re-drive a FAILED request the provider refused for good (error class PERMANENT)",
+    )
+    stack_status.register(command)
+    unrecognised.register(command, _time_range, _limit)
     return parser
 
 
@@ -395,9 +420,9 @@ def _positive_float(text: str) -> float:
 
 def _listed_status(text: str) -> SendStatus:
     value = text.strip().upper().replace("-", "_")
-    if value not in {status.value for status in sends.LISTED}:
+    if value not in {s.value for s in (*sends.LISTED, *pending.PENDING)}:
         raise argparse.ArgumentTypeError(
-            f"must be one of {', '.join(s.value for s in sends.LISTED)}, not {text!r} "
+            f"must be one of {', '.join(s.value for s in (*sends.LISTED, *pending.PENDING))}, not {text!r} "
             "(ACCEPTED requests are messages: `message TRACKINGID`)"
         )
     return SendStatus(value)
@@ -713,17 +738,22 @@ def run_request(args: argparse.Namespace, resources: Resources) -> int:
             _error("--sha256 takes a SHA-256: 64 hexadecimal digits")
             return USAGE
     document = sends.request(resources.table, args.request_id, sha256=sha256)
+    if document is None and sha256 is None:  # refused, stored by its hash: found by the id it carried
+        document = rejections.find_carried(resources.table, args.request_id)
     if document is not None:  # an OUTCOME_UNKNOWN request's likely message, or a reconciled one's record
         document["reconciliation"] = reconciliation.for_request(resources.table, document["key"])
     if args.json:
         missing = {"request_id": args.request_id, "payload_sha256": sha256}
         _print_json({"found": document is not None, **(document or missing)})
     elif document is None:
-        what = f"request_id {args.request_id}" if sha256 is None else f"refused body with SHA-256 {sha256}"
-        _error(
-            f"no send request with {render.cell(what)} in the ledger (not received by the sender yet? "
-            "`send-dlq --list` shows what it could not take)"
-        )
+        if sha256 is None:
+            where = rejections.not_found_hint(render.cell(args.request_id))
+            _error(f"no send request with request_id {render.cell(args.request_id)} in the ledger: {where}")
+        else:
+            _error(
+                f"no refused body with SHA-256 {sha256} in the ledger (only a body without a usable "
+                "request_id is kept by its hash; one with a request_id is found by it: `request ID`)"
+            )
     else:
         _print(_request_text(document))
     return OK if document is not None else NOT_FOUND
@@ -734,6 +764,7 @@ def _request_text(document: dict[str, Any]) -> str:
     lines = [f"send request {render.cell(who)}: {document['status']}"]
     if document["meaning"]:
         lines.append(f"  {document['meaning']}")
+    lines += rejections.carried_lines(document)
     counts = document["counts"]
     pairs: list[tuple[str, Any]] = [
         (name.replace("_", " "), document[name])
@@ -761,6 +792,7 @@ def _request_text(document: dict[str, Any]) -> str:
     if attempts:
         rows = [[a["at"], a["outcome"], a["code"], a["detail"]] for a in attempts]
         lines.append(render.table(["TIME", "OUTCOME", "CODE", "DETAIL"], rows))
+    lines += conflicts.lines(document.get("conflicting_duplicates"))
 
     provider = document["provider"]
     status = document["status"]
@@ -816,6 +848,8 @@ def run_unknown(args: argparse.Namespace, resources: Resources) -> int:
 
 
 def _requests(args: argparse.Namespace, resources: Resources, status: SendStatus) -> int:
+    if status in pending.PENDING:  # on no index: a bounded scan
+        return pending.run(args, resources, status)
     items = sends.requests(resources.table, status, since=args.since, until=args.until, limit=args.limit)
     plans = {}
     if status == SendStatus.OUTCOME_UNKNOWN:  # each request's likely message (ops/reconcile.py)
@@ -835,20 +869,8 @@ def _requests(args: argparse.Namespace, resources: Resources, status: SendStatus
         )
         return OK
     lines = [f"{status.value} send requests: {len(items)} (newest first, at most {args.limit})"]
-    rows = [
-        [
-            i["at"],
-            i["request_id"] if i["request_id"] is not None else f"sha256:{i['payload_sha256']}",
-            i["action"],
-            i["to"],
-            i["from"],
-            i["code"],
-            i["detail"],
-        ]
-        for i in items
-    ]
-    if rows:
-        lines.append(render.table(["AT", "REQUEST ID", "ACTION", "TO", "FROM", "CODE", "WHY"], rows))
+    rows = request_table.table(items)  # ids abbreviated, lines cut at request_table.MAX_WIDTH
+    lines += rows
     if status == SendStatus.OUTCOME_UNKNOWN and rows:
         lines += reconciliation.unknown_lines(items, plans)
     _print("\n".join(lines))
@@ -941,6 +963,15 @@ def run_resend(args: argparse.Namespace, resources: Resources) -> int:
         return NOT_FOUND
     try:
         sends.resendable(ledger)
+        permanent = sends.permanent_warning(ledger)
+        if permanent is not None:
+            if not (args.yes and args.even_if_permanent):
+                raise sends.ResendRefused(
+                    f"not resending {args.request_id} (FAILED, PERMANENT) without --yes --even-if-permanent; "
+                    f"nothing changed. {permanent}",
+                    ledger,
+                )
+            _error(render.cell(permanent))  # resending anyway, as asked
         if not args.yes:
             warning = (
                 " The provider may already have sent it: resending may deliver it twice."

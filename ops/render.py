@@ -33,14 +33,25 @@ def cell(value: Any) -> str:
     return _LINE_BREAKS.sub(lambda m: {"\t": "\\t", "\r": "\\r", "\n": "\\n"}[m.group()], text)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ", *, width: int | None = None
+) -> str:
+    """Aligned columns; with `width`, the last column is cut (ending in `…`) so no line is longer."""
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     lines = []
     for row in [list(headers), *cells]:
         padded = [text.ljust(widths[i]) for i, text in enumerate(row[:-1])] + [row[-1]]
-        lines.append(indent + "  ".join(padded).rstrip())
+        line = (indent + "  ".join(padded)).rstrip()
+        if width is not None and len(line) > width:
+            line = line[: width - 1] + "…"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the last one `…` when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fields(pairs: Sequence[tuple[str, Any]], indent: str = "  ") -> str:

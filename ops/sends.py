@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mmsbridge.send_ledger import LEDGER_SK, SendStatus, ledger_key
 from mmsbridge.state_table import StateTable, to_dynamo
 from mmsbridge.state_writes import iso
-from ops import reports
+from ops import conflicts, rejections, reports
 
 # The worklists: final statuses other than ACCEPTED, each listed on gsi1 under SEND#<status>.
 LISTED = (SendStatus.OUTCOME_UNKNOWN, SendStatus.FAILED, SendStatus.REJECTED, SendStatus.SUPPRESSED)
@@ -97,7 +97,10 @@ def request(
         ],
         "body": item.get("body"),
         "message": None,
+        "conflicting_duplicates": conflicts.for_ledger(table, pk),
+        "request_id_given": item.get("request_id_given"),  # a refused body's unusable request_id
     }
+    document.update({name: reports.plain(value) for name, value in rejections.addressing(item).items()})
     tracking_id = item.get("tracking_id")
     if status == SendStatus.ACCEPTED and tracking_id:
         document["message"] = reports.message(table, tracking_id)
@@ -131,7 +134,7 @@ def _listed(item: dict[str, Any]) -> dict[str, Any]:
         "key": item["pk"],
         "payload_sha256": item.get("payload_sha256"),
         "status": item.get("status"),
-        **{name: reports.plain(item.get(name)) for name in ("action", "to", "from")},
+        **{name: reports.plain(value) for name, value in rejections.addressing(item).items()},
         "code": item.get("error_code") or item.get("transport_error"),
         "error_class": item.get("error_class"),
         "detail": why(item),
@@ -211,6 +214,20 @@ def resendable(ledger: dict[str, Any]) -> None:
         )
     if not isinstance(ledger.get("body"), str) or not ledger["body"]:
         raise ResendRefused(f"refusing to resend {request_id}: its ledger keeps no request body", ledger)
+
+
+def permanent_warning(ledger: dict[str, Any]) -> str | None:
+    """For a FAILED request the provider refused for good (error class PERMANENT), why resending it is
+    unlikely to help; None otherwise."""
+    if ledger.get("status") != SendStatus.FAILED or ledger.get("error_class") != "PERMANENT":
+        return None
+    code = ledger.get("error_code") or "its code"
+    info = f": {ledger['error_info']}" if ledger.get("error_info") else ""
+    return (
+        f"warning: the provider refused {ledger.get('request_id')} for good ({code}, PERMANENT{info}); "
+        "sending the same request again will fail the same way unless what it refers to changed (the "
+        "number, the template, the account's settings)"
+    )
 
 
 def resend(

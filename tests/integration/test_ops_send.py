@@ -93,10 +93,12 @@ class Ledgers:
         }
         return self.final(body, SendStatus.OUTCOME_UNKNOWN, at, fields, code="read_timeout")
 
-    def failed(self, body: str, at: datetime, *, transient_failures: int = 0) -> dict:
+    def failed(
+        self, body: str, at: datetime, *, transient_failures: int = 0, error_class: str = "PERMANENT"
+    ) -> dict:
         fields = {
             "error_code": "E201",
-            "error_class": "PERMANENT",
+            "error_class": error_class,
             "error_info": "Invalid phone number",
             "http_status": 200,
             "transient_failures": transient_failures or None,
@@ -341,7 +343,8 @@ def test_requests_lists_one_status_newest_first_within_range(cli, ledgers, table
     assert text.index(ids[2]) < text.index(ids[1]) < text.index(ids[0])
     assert "resend REQUEST_ID --yes" in text
     text = cli("requests", "--status", "REJECTED", *whole_day)[1]
-    assert f"sha256:{sha256_hex(body)}" in text
+    assert f"sha256:{sha256_hex(body)[:16]}…" in text  # abbreviated in the table, whole in --json
+    assert sha256_hex(body) not in text
     assert cli("requests", "--status", "SUPPRESSED", *whole_day)[1].startswith("SUPPRESSED send requests: 0")
 
 
@@ -387,7 +390,7 @@ def test_resend_puts_an_outcome_unknown_request_back_on_the_send_queue(cli, ledg
 def test_resend_of_a_failed_request_gives_it_a_fresh_transient_budget(cli, ledgers, queues):
     sqs, queue_url, _ = queues
     request_id = new_id("failed")
-    ledgers.failed(sms(request_id), NOW, transient_failures=5)
+    ledgers.failed(sms(request_id), NOW, transient_failures=5, error_class="TRANSIENT")
     code, out, _ = cli("resend", request_id, "--yes")
     assert code == 0
     assert f"resent {request_id}: FAILED -> RETRY" in out

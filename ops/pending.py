@@ -1,0 +1,134 @@
+"""`requests --status RETRY` and `--status SENDING`: requests waiting for their next delivery, or held by an
+attempt now. These statuses are not on an index (ledger_scan.py says why): they are found by a bounded
+Scan of the table with a filter, newest first among those the Scan saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from mmsbridge.send_ledger import SendStatus
+from mmsbridge.state_table import StateTable
+from mmsbridge.state_writes import iso
+from ops import ledger_scan, output, reports, request_table
+from ops.resources import Resources
+
+PENDING = (SendStatus.RETRY, SendStatus.SENDING)
+COUNTERS = ("claims", "calls", "throttled", "transient_failures", "account_errors")
+
+
+def add_scan_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scan-limit",
+        type=_positive_int,
+        default=ledger_scan.DEFAULT_BUDGET,
+        metavar="N",
+        help="where no index answers (RETRY, SENDING, recent attempt logs): read at most N items of the "
+        f"table (default {ledger_scan.DEFAULT_BUDGET})",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def requests(
+    table: StateTable,
+    status: SendStatus,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    budget: int = ledger_scan.DEFAULT_BUDGET,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], ledger_scan.Scanned]:
+    """Ledgers with this (non-final) status, by the time they got it (`updated_at`), newest first."""
+    condition = "#status = :status"
+    values: dict[str, Any] = {":status": status.value}
+    if since is not None:
+        condition += " AND updated_at >= :since"
+        values[":since"] = iso(since)
+    if until is not None:
+        condition += " AND updated_at < :until"
+        values[":until"] = iso(until)
+    scanned = ledger_scan.scan_ledgers(table, condition, values, names={"#status": "status"}, budget=budget)
+    newest = sorted(scanned.items, key=lambda i: (str(i.get("updated_at") or ""), i["pk"]), reverse=True)
+    moment = now or datetime.now(UTC)
+    return [listed(item, moment) for item in newest[:limit]], scanned
+
+
+def listed(item: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A waiting or in-flight ledger as a worklist row: the keys of `requests` rows, and its lease and
+    counters."""
+    log = item.get("attempt_log") or []
+    last = log[-1] if log else {}
+    lease = item.get("lease_until")
+    lease_until = (
+        iso(datetime.fromtimestamp(float(lease), UTC)) if isinstance(lease, Decimal | int | float) else None
+    )
+    ran_out = item.get("status") == SendStatus.SENDING and isinstance(lease, Decimal | int | float)
+    ran_out = ran_out and float(lease) < now.timestamp()  # type: ignore[arg-type]
+    if item.get("status") == SendStatus.SENDING:
+        detail = f"attempt started {item.get('attempt_started')}, lease until {lease_until}"
+        if ran_out:
+            detail += " (ran out: the attempt may have stopped; the next delivery of the request decides)"
+    else:
+        why = item.get("last_detail") or ""
+        detail = f"last attempt {last.get('outcome') or '?'}" + (f": {why}" if why else "")
+    return {
+        "at": item.get("updated_at"),
+        "request_id": item.get("request_id"),
+        "key": item["pk"],
+        "payload_sha256": item.get("payload_sha256"),
+        "status": item.get("status"),
+        **{name: reports.plain(item.get(name)) for name in ("action", "to", "from")},
+        "code": item.get("last_code"),
+        "error_class": None,
+        "detail": detail,
+        "last_outcome": last.get("outcome"),
+        "attempt_started": item.get("attempt_started"),
+        "lease_until": lease_until,
+        "lease_ran_out": bool(ran_out),
+        "counts": {name: int(item.get(name) or 0) for name in COUNTERS},
+    }
+
+
+def run(args: argparse.Namespace, resources: Resources, status: SendStatus) -> int:
+    items, scanned = requests(
+        resources.table,
+        status,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        budget=getattr(args, "scan_limit", ledger_scan.DEFAULT_BUDGET),
+    )
+    if args.json:
+        output.document(
+            {
+                "status": status.value,
+                "since": iso(args.since) if args.since else None,
+                "until": iso(args.until) if args.until else None,
+                "limit": args.limit,
+                "count": len(items),
+                "requests": items,
+                "scan": scanned.to_json(),
+            }
+        )
+        return 0
+    meaning = "waiting for their next delivery" if status == SendStatus.RETRY else "held by an attempt now"
+    lines = [
+        f"{status.value} send requests ({meaning}): {len(items)} (newest first, at most {args.limit}; "
+        f"{scanned.note()})",
+        *request_table.table(items),
+    ]
+    output.text("\n".join(lines))
+    return 0

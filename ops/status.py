@@ -1,0 +1,328 @@
+"""`ops status`: the stack on one screen, from bounded reads.
+
+- Each queue and DLQ: messages visible, in flight and delayed (GetQueueAttributes), and the age of the
+  oldest message. SQS has no attribute for that age. On a deployed stack (--stack) it is CloudWatch's
+  `ApproximateAgeOfOldestMessage` (AWS/SQS, the newest one-minute maximum of the last 15 minutes; none while
+  the queue has been idle). On the local stack (an endpoints file: moto, which has no SQS metrics) it is
+  read from a peek: one ReceiveMessage of one message with a visibility timeout of 0, so it stays visible
+  and no poller waits for it; moto returns the oldest visible message first. A peek is a receive: it adds
+  one to that message's receive count, which is why a deployed stack is never peeked.
+- The send path over the last 24 hours, from the ledger: provider calls refused for the account
+  (AUTH_CONFIG: attempt-log outcome `account`) and throttled calls (`throttled`), and requests waiting
+  (RETRY) or in flight (SENDING, and those whose lease ran out). No index lists those (ledger_scan.py), so
+  they come from one Scan with a filter, stopped after --scan-limit items.
+- Worklist counts from their index partitions (COUNT queries, bounded): OUTCOME_UNKNOWN (all outstanding,
+  and the last 24 hours), FAILED, REJECTED, SUPPRESSED and conflicting duplicates of the last 24 hours,
+  quarantined postbacks (all, and the last 24 hours) and unrecognised events of the last 24 hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from mmsbridge.send_conflicts import LISTING_PK as CONFLICTS_PK
+from mmsbridge.send_ledger import SendStatus
+from mmsbridge.state_table import StateTable
+from mmsbridge.state_writes import UNRECOGNISED_PARTITION, iso
+from ops import ledger_scan, output, render
+from ops.pending import add_scan_limit
+from ops.resources import Resources
+
+WINDOW = timedelta(hours=24)
+QUEUES = (
+    ("postback queue", "queue"),
+    ("postback DLQ", "dlq"),
+    ("send queue", "send_queue"),
+    ("send DLQ", "send_dlq"),
+)
+DEPTHS = {
+    "visible": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+AGE_METRIC_WINDOW = timedelta(minutes=15)
+RECENT_SHOWN = 3  # latest account errors shown
+
+
+# -- queues ------------------------------------------------------------------------------------------------
+def queues(resources: Resources, now: datetime) -> list[dict[str, Any]]:
+    local = "endpoint_url" in resources.client_options  # an endpoints file: the local stack on moto
+    sqs = resources.client("sqs")
+    found = []
+    for label, resource in QUEUES:
+        url = resources.names.get(resource)
+        row: dict[str, Any] = {"queue": label, "url": url, **dict.fromkeys(DEPTHS), "oldest_age_s": None}
+        row["age_source"] = "peek" if local else "cloudwatch"
+        if url:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTHS.values()))
+            values = attributes.get("Attributes", {})
+            row.update({name: int(values.get(attribute, 0)) for name, attribute in DEPTHS.items()})
+            if local and row["visible"]:
+                row["oldest_age_s"] = _peek_age(sqs, url, now)
+        found.append(row)
+    if not local:
+        ages = _cloudwatch_ages(resources, [row["url"] for row in found if row["url"]], now)
+        for row in found:
+            row["oldest_age_s"] = ages.get(row["url"])
+    return found
+
+
+def _peek_age(sqs: Any, url: str, now: datetime) -> int | None:
+    answer = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=1,
+        VisibilityTimeout=0,
+        WaitTimeSeconds=0,
+        AttributeNames=["SentTimestamp"],
+    )
+    sent = [int(m["Attributes"]["SentTimestamp"]) for m in answer.get("Messages", []) if m.get("Attributes")]
+    return max(0, int(now.timestamp() - min(sent) / 1000)) if sent else None
+
+
+def _cloudwatch_ages(resources: Resources, urls: list[str], now: datetime) -> dict[str, int | None]:
+    if not urls:
+        return {}
+    queries = [
+        {
+            "Id": f"q{position}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": [{"Name": "QueueName", "Value": url.rstrip("/").rsplit("/", 1)[-1]}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }
+        for position, url in enumerate(urls)
+    ]
+    answer = resources.client("cloudwatch").get_metric_data(
+        MetricDataQueries=queries,
+        StartTime=now - AGE_METRIC_WINDOW,
+        EndTime=now,
+        ScanBy="TimestampDescending",
+    )
+    ages: dict[str, int | None] = dict.fromkeys(urls)
+    for result in answer.get("MetricDataResults", []):
+        values = result.get("Values") or []
+        if values:
+            ages[urls[int(result["Id"][1:])]] = int(values[0])
+    return ages
+
+
+# -- the send path -----------------------------------------------------------------------------------------
+def send_path(table: StateTable, now: datetime, *, budget: int) -> dict[str, Any]:
+    since = iso(now - WINDOW)
+    scanned = ledger_scan.scan_ledgers(
+        table,
+        "#status IN (:sending, :retry) "
+        "OR (updated_at >= :since AND (account_errors > :zero OR throttled > :zero))",
+        {
+            ":sending": SendStatus.SENDING.value,
+            ":retry": SendStatus.RETRY.value,
+            ":since": since,
+            ":zero": 0,
+        },
+        names={"#status": "status"},
+        budget=budget,
+    )
+    account: list[dict[str, Any]] = []
+    throttled: list[dict[str, Any]] = []
+    pending = {"retry": 0, "sending": 0, "lease_ran_out": 0, "oldest_at": None}
+    for item in scanned.items:
+        for entry in item.get("attempt_log") or []:
+            if str(entry.get("at", "")) < since:
+                continue
+            sighting = {
+                "at": entry.get("at"),
+                "request_id": item.get("request_id"),
+                "code": entry.get("code"),
+                "detail": entry.get("detail"),
+            }
+            if entry.get("outcome") == "account":
+                account.append(sighting)
+            elif entry.get("outcome") == "throttled":
+                throttled.append(sighting)
+        status = item.get("status")
+        if status in (SendStatus.RETRY, SendStatus.SENDING):
+            pending["retry" if status == SendStatus.RETRY else "sending"] += 1
+            lease = item.get("lease_until")
+            if status == SendStatus.SENDING and isinstance(lease, Decimal) and float(lease) < now.timestamp():
+                pending["lease_ran_out"] += 1
+            at = item.get("updated_at")
+            if at and (pending["oldest_at"] is None or at < pending["oldest_at"]):
+                pending["oldest_at"] = at
+    account.sort(key=lambda s: str(s["at"]), reverse=True)
+    throttled.sort(key=lambda s: str(s["at"]), reverse=True)
+    return {
+        "since": since,
+        "account_errors": {
+            "calls": len(account),
+            "requests": len({s["request_id"] for s in account}),
+            "latest": account[:RECENT_SHOWN],
+        },
+        "throttled": {
+            "calls": len(throttled),
+            "requests": len({s["request_id"] for s in throttled}),
+            "latest_at": throttled[0]["at"] if throttled else None,
+            "latest_code": throttled[0]["code"] if throttled else None,
+        },
+        "pending": pending,
+        "scan": scanned.to_json(),
+    }
+
+
+def worklists(table: StateTable, now: datetime) -> dict[str, Any]:
+    since = iso(now - WINDOW)
+
+    def counted(pk: str, low: str | None = None) -> dict[str, Any]:
+        number, complete = ledger_scan.count(table, pk, low=low)
+        return {"count": number, "complete": complete}
+
+    return {
+        "outcome_unknown": {
+            "outstanding": counted(f"SEND#{SendStatus.OUTCOME_UNKNOWN.value}"),
+            "last_24h": counted(f"SEND#{SendStatus.OUTCOME_UNKNOWN.value}", since),
+        },
+        "failed_24h": counted(f"SEND#{SendStatus.FAILED.value}", since),
+        "rejected_24h": counted(f"SEND#{SendStatus.REJECTED.value}", since),
+        "suppressed_24h": counted(f"SEND#{SendStatus.SUPPRESSED.value}", since),
+        "conflicting_duplicates_24h": counted(CONFLICTS_PK, since),
+        "quarantined": {"total": counted("QUARANTINE"), "last_24h": counted("QUARANTINE", since)},
+        "unrecognised_24h": counted(UNRECOGNISED_PARTITION, since),
+    }
+
+
+def collect(resources: Resources, *, now: datetime, budget: int) -> dict[str, Any]:
+    table = resources.table
+    return {
+        "at": iso(now),
+        "where": resources.origin,
+        "queues": queues(resources, now),
+        "send_path": send_path(table, now, budget=budget),
+        "worklists": worklists(table, now),
+    }
+
+
+# -- text --------------------------------------------------------------------------------------------------
+def text(document: dict[str, Any]) -> str:
+    lines = [f"mmsbridge status at {document['at']} ({render.cell(document['where'])})"]
+    rows = [
+        [
+            q["queue"],
+            q["visible"],
+            q["in_flight"],
+            q["delayed"],
+            _age(q["oldest_age_s"]) if q["url"] else "(not configured)",
+        ]
+        for q in document["queues"]
+    ]
+    lines.append(render.table(["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED", "OLDEST"], rows))
+    source = {q["age_source"] for q in document["queues"]}
+    lines.append(
+        "  (oldest: CloudWatch ApproximateAgeOfOldestMessage, last 15 minutes)"
+        if source == {"cloudwatch"}
+        else "  (oldest: the oldest visible message's SentTimestamp, from a peek; local stack)"
+    )
+
+    path = document["send_path"]
+    account, throttled, pending = path["account_errors"], path["throttled"], path["pending"]
+    lines.append(f"send path since {path['since']} (ledger)")
+    pairs: list[tuple[str, Any]] = [
+        (
+            "account errors",
+            f"{account['calls']} call(s), {account['requests']} request(s)"
+            + (" (AUTH_CONFIG: sending pauses until fixed)" if account["calls"] else ""),
+        ),
+    ]
+    pairs += [
+        (f"  {s['at']}", f"{s['request_id']} {s['code'] or ''} {s['detail'] or ''}".strip())
+        for s in account["latest"]
+    ]
+    pairs.append(
+        (
+            "throttled calls",
+            f"{throttled['calls']} call(s), {throttled['requests']} request(s)"
+            + (f", latest {throttled['latest_at']} {throttled['latest_code']}" if throttled["calls"] else ""),
+        )
+    )
+    ran_out = f" ({pending['lease_ran_out']} whose lease ran out)" if pending["lease_ran_out"] else ""
+    oldest = f", oldest since {pending['oldest_at']}" if pending["oldest_at"] else ""
+    pairs.append(("waiting (RETRY)", f"{pending['retry']}{oldest}"))
+    pairs.append(("in flight (SENDING)", f"{pending['sending']}{ran_out}"))
+    scan = path["scan"]
+    coverage = "whole table" if scan["complete"] else f"stopped at --scan-limit {scan['budget']}: partial"
+    pairs.append(("ledger scan", f"{scan['scanned']} items read ({coverage})"))
+    lines.append(render.fields(pairs))
+
+    lists = document["worklists"]
+    unknown = lists["outcome_unknown"]
+    lines.append("worklists")
+    lines.append(
+        render.fields(
+            [
+                (
+                    "outcome unknown",
+                    f"{_n(unknown['outstanding'])} outstanding, {_n(unknown['last_24h'])} in the last 24 h"
+                    + (" (`unknown` lists them)" if unknown["outstanding"]["count"] else ""),
+                ),
+                ("failed, 24 h", _n(lists["failed_24h"])),
+                ("rejected, 24 h", _n(lists["rejected_24h"])),
+                ("suppressed, 24 h", _n(lists["suppressed_24h"])),
+                ("conflicting duplicates, 24 h", _n(lists["conflicting_duplicates_24h"])),
+                (
+                    "quarantined",
+                    f"{_n(lists['quarantined']['total'])} in all, {_n(lists['quarantined']['last_24h'])} "
+                    "in the last 24 h",
+                ),
+                ("unrecognised, 24 h", _n(lists["unrecognised_24h"])),
+            ]
+        )
+    )
+    return "\n".join(lines)
+
+
+def _n(counted: dict[str, Any]) -> str:
+    return f"{counted['count']}{'' if counted['complete'] else '+'}"
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# -- the command -------------------------------------------------------------------------------------------
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    parser = command(
+        "status",
+        run,
+        "the stack on one screen: queues, account errors, throttling, worklists",
+        "Each queue and DLQ: messages visible, in flight and delayed, and the oldest message's age\n"
+        "(deployed: CloudWatch ApproximateAgeOfOldestMessage; local stack: a peek at the oldest visible\n"
+        "message's SentTimestamp, which counts as a receive of that message). The last 24 hours of the\n"
+        "send path from the ledger: calls refused for the account (AUTH_CONFIG), throttled calls,\n"
+        "requests waiting (RETRY) and in flight (SENDING). Counts of the OUTCOME_UNKNOWN worklist, of\n"
+        "FAILED, REJECTED, SUPPRESSED requests and conflicting duplicates, quarantined and unrecognised\n"
+        "postbacks. Bounded reads: the ledger part is one Scan that stops after --scan-limit items\n"
+        "(a count ending in + stopped early too).",
+    )
+    add_scan_limit(parser)
+
+
+def run(args: argparse.Namespace, resources: Resources) -> int:
+    document = collect(resources, now=datetime.now(UTC), budget=args.scan_limit)
+    if args.json:
+        output.document(document)
+    else:
+        output.text(text(document))
+    return 0
