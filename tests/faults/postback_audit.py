@@ -442,6 +442,7 @@ def comparable(item: dict[str, Any]) -> dict[str, Any]:
     if kept.get("timestamp_derived") or UNDATED in (kept.get("at"), kept.get("time")):
         kept.pop("timestamp_utc", None)
         kept.pop("expires_at", None)
+        kept.pop("gsi2sk", None)  # an outbound report's place by time on the OUT#<to> index
     if kept["pk"].startswith("QUARANTINE#"):
         kept.pop("first_seen", None)
         kept.pop("gsi1sk", None)
