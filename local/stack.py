@@ -39,6 +39,8 @@ SIMULATOR_HOST = "127.0.0.1"  # the provider stand-in never leaves loopback, wha
 SIMULATOR_TEMPLATES = ("48213", "50000")
 # The sender's contract: the environment variable naming the secret that holds the provider's API key.
 API_KEY_SECRET_VARIABLE = "PROVIDER_API_KEY_SECRET"  # noqa: S105 - a variable's name, not a secret  # nosec B105
+# The ingest's: the variable naming the secret that holds the postback URL's token, {"current": ...}.
+POSTBACK_TOKEN_SECRET_VARIABLE = "POSTBACK_TOKEN_SECRET"  # noqa: S105 - a variable's name  # nosec B105
 
 
 def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
@@ -183,6 +185,32 @@ def api_key_secret_name(stack: LocalStack) -> str | None:
     return None
 
 
+def postback_token_secret_name(stack: LocalStack) -> str | None:
+    """The secret the ingest reads the postback URL's token from (its POSTBACK_TOKEN_SECRET), if any."""
+    for spec in stack.functions().values():
+        if spec.environment.get(POSTBACK_TOKEN_SECRET_VARIABLE):
+            return spec.environment[POSTBACK_TOKEN_SECRET_VARIABLE]
+    return None
+
+
+def postback_token(stack: LocalStack, endpoint_url: str) -> str | None:
+    """The postback URL's current token, from the secret in the local AWS (None without such a secret)."""
+    name = postback_token_secret_name(stack)
+    document = read_secret(name, endpoint_url, stack.region) if name else None
+    if document is None:
+        return None
+    token = json.loads(document).get("current")
+    return str(token) if token else None
+
+
+def postback_path(stack: LocalStack, endpoint_url: str) -> str:
+    """The path the provider posts to: /postback/<the current token>."""
+    token = postback_token(stack, endpoint_url)
+    if token is None:
+        raise RuntimeError("the template gives the ingest no postback token secret")
+    return f"/postback/{token}"
+
+
 def start_simulator(stack: LocalStack, endpoint_url: str, *, port: int = 0) -> ProviderSimulator:
     """The provider simulator for this stack, started on loopback with no postback URL yet.
 
@@ -229,16 +257,12 @@ class RunningStack:
     extras: dict[str, Any] = field(default_factory=dict)
     simulator: ProviderSimulator | None = None
     api_key_secret: str | None = None  # the secret holding the simulator's API key
+    postback_path: str = "/postback"  # with the token: /postback/<token>
 
     @property
     def postback_url(self) -> str:
-        return f"{self.gateway.base_url}/postback"
-
-    @property
-    def provider_postback_url(self) -> str:
-        """The postback URL as the provider is given it: with the PostbackToken path segment, if any."""
-        token = self.stack.parameters.get("PostbackToken")
-        return f"{self.postback_url}/{token}" if isinstance(token, str) and token else self.postback_url
+        """The postback URL as the provider is given it, token included."""
+        return f"{self.gateway.base_url}{self.postback_path}"
 
     def endpoints(self) -> dict[str, Any]:
         queues = self.stack.queues()
@@ -255,7 +279,10 @@ class RunningStack:
                 "api_key_secret": self.api_key_secret,
             }
         return {
+            # The local token is in this file (written owner-only): the whole URL is what a local client
+            # posts to, and the secret named next to it is where rotating it starts.
             "postback_url": self.postback_url,
+            "postback_token_secret": postback_token_secret_name(self.stack),
             "api_url": self.gateway.base_url,
             "aws_endpoint_url": self.endpoint_url,
             "region": self.stack.region,
@@ -276,7 +303,11 @@ class RunningStack:
     def write_endpoints(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        temporary.unlink(missing_ok=True)
+        # Owner-only: the postback URL in it holds the local token.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(json.dumps(self.endpoints(), indent=2) + "\n")
         temporary.replace(path)  # readers never see a half-written file
         self.endpoints_file = path
 
@@ -355,6 +386,7 @@ def start(
         # Clients made in this process (the local stack's own, and the handlers') all talk to moto.
         os.environ.update(aws_environment(aws_endpoint_url, stack.region))
         provision(stack, aws_endpoint_url)
+        path = postback_path(stack, aws_endpoint_url)  # the token provisioning just generated
         if with_simulator:
             # The simulator needs the API key from a secret provisioning just made, and the functions need
             # the simulator's URL: load the template again with it (the resources are the same).
@@ -401,9 +433,10 @@ def start(
         mappings=mappings,
         simulator=simulator,
         api_key_secret=api_key_secret_name(stack) if simulator else None,
+        postback_path=path,
     )
     if simulator:
-        simulator.postback_url = running.provider_postback_url  # now that the gateway is up
+        simulator.postback_url = running.postback_url  # now that the gateway is up
     if endpoints_file:
         running.write_endpoints(endpoints_file)
     print(f"mmsbridge local stack '{stack.stack_name}' is up", file=sys.stderr)

@@ -9,23 +9,40 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.ingest import IngestSettings, ReceivedPostback, Refusal, admit, refusal_response
+from mmsbridge import ingest
+from mmsbridge.ingest import IngestSettings, ReceivedPostback, Refusal, refusal_response
+from mmsbridge.postback_token import PostbackTokens, TokenUnavailable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-TOKEN = "s3cret-token-0123456789"
+TOKEN = "s3cret-token-0123456789-abcdefghijklmnop"
+OLD_TOKEN = "old-token-0123456789-abcdefghijklmnopqrs"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:PostbackTokenSecret-AbCdEf"
 BODY = b"<?xml version='1.0'?><POSTBACK><ORIGIN>MMS_MT</ORIGIN><CODE>N101</CODE></POSTBACK>"
 
 
 def make_settings(**overrides):
-    env = {"ALLOWED_SOURCE_CIDRS": "127.0.0.1/32,::1/128,34.198.230.58/32", "MAX_BODY_BYTES": "1024"}
+    env = {
+        "ALLOWED_SOURCE_CIDRS": "127.0.0.1/32,::1/128,34.198.230.58/32",
+        "MAX_BODY_BYTES": "1024",
+        "POSTBACK_TOKEN_SECRET": SECRET_ARN,
+    }
     env.update(overrides)
     return IngestSettings.from_env(env)
 
 
-def event(body=BODY, *, ip="127.0.0.1", b64=True, token=None, headers=None):
+def tokens(document: str = json.dumps({"current": TOKEN})) -> PostbackTokens:
+    return PostbackTokens(lambda: document)
+
+
+def admit(event, settings, now, token_accepted=None):
+    """The decision with the accepted token TOKEN, unless the test gives its own check."""
+    return ingest.admit(event, settings, now, token_accepted or tokens().accepts)
+
+
+def event(body=BODY, *, ip="127.0.0.1", b64=True, token=TOKEN, headers=None):
     text = base64.b64encode(body).decode() if b64 else body.decode("utf-8")
     return {
-        "resource": "/postback/{token}" if token is not None else "/postback",
+        "resource": "/postback/{token}",
         "httpMethod": "POST",
         "headers": headers if headers is not None else {"Content-Type": "text/xml; charset=utf-8"},
         "pathParameters": {"token": token} if token is not None else None,
@@ -87,21 +104,44 @@ def test_no_cidrs_configured_admits_nobody():
 
 
 def test_address_is_checked_before_the_token():
-    settings_ = make_settings(POSTBACK_TOKEN=TOKEN)
-    assert admit(event(ip="127.0.0.2", token=TOKEN), settings_, NOW) is Refusal.ADDRESS
+    asked = []
+    refused = admit(event(ip="127.0.0.2"), make_settings(), NOW, lambda given: asked.append(given) or True)
+    assert refused is Refusal.ADDRESS
+    assert asked == []  # a stranger never makes the ingest read the token's secret
 
 
-@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN[:-1], TOKEN + "x", TOKEN.upper()])
+@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN[:-1], TOKEN + "x", TOKEN.upper(), OLD_TOKEN])
 def test_refuses_a_missing_or_wrong_token(token):
-    assert admit(event(token=token), make_settings(POSTBACK_TOKEN=TOKEN), NOW) is Refusal.TOKEN
+    assert admit(event(token=token), make_settings(), NOW) is Refusal.TOKEN
+
+
+def test_a_missing_token_is_refused_without_asking():
+    asked = []
+    check = lambda given: asked.append(given) or True  # noqa: E731
+    assert admit(event(token=None), make_settings(), NOW, check) is Refusal.TOKEN
+    assert admit(event(token=""), make_settings(), NOW, check) is Refusal.TOKEN
+    assert asked == []
 
 
 def test_admits_the_right_token():
-    assert isinstance(admit(event(token=TOKEN), make_settings(POSTBACK_TOKEN=TOKEN), NOW), ReceivedPostback)
+    assert isinstance(admit(event(token=TOKEN), make_settings(), NOW), ReceivedPostback)
 
 
-def test_without_a_configured_token_the_path_token_is_ignored():
-    assert isinstance(admit(event(token="anything"), make_settings(), NOW), ReceivedPostback)
+def test_admits_the_previous_token_during_a_rotation():
+    rotating = tokens(json.dumps({"current": TOKEN, "previous": OLD_TOKEN})).accepts
+    for token in (TOKEN, OLD_TOKEN):
+        assert isinstance(admit(event(token=token), make_settings(), NOW, rotating), ReceivedPostback)
+    assert admit(event(token=OLD_TOKEN + "x"), make_settings(), NOW, rotating) is Refusal.TOKEN
+
+
+def test_a_token_that_cannot_be_checked_is_answered_503_so_the_provider_retries():
+    def unavailable(given):
+        raise TokenUnavailable("the postback token's secret could not be read")
+
+    assert admit(event(), make_settings(), NOW, unavailable) is Refusal.TOKEN_UNAVAILABLE
+    response = refusal_response(Refusal.TOKEN_UNAVAILABLE)
+    assert response["statusCode"] == 503
+    assert Refusal.TOKEN_UNAVAILABLE.metric_name == "RefusedTokenUnavailable"
 
 
 @pytest.mark.parametrize("b64", [True, False])
@@ -171,11 +211,31 @@ def test_metric_names():
 
 @pytest.mark.parametrize(
     "env",
-    [{"ALLOWED_SOURCE_CIDRS": "not-a-cidr"}, {"MAX_BODY_BYTES": "0"}, {"MAX_BODY_BYTES": "ten"}],
+    [
+        {"ALLOWED_SOURCE_CIDRS": "not-a-cidr"},
+        {"MAX_BODY_BYTES": "0"},
+        {"MAX_BODY_BYTES": "ten"},
+        {"POSTBACK_TOKEN_SECRET": ""},
+        {"POSTBACK_TOKEN_SECRET": " "},
+        {"POSTBACK_TOKEN_RECHECK_S": "-1"},
+        {"POSTBACK_TOKEN_RECHECK_S": "600", "POSTBACK_TOKEN_MAX_AGE_S": "300"},
+    ],
 )
 def test_bad_settings_fail_at_cold_start(env):
-    with pytest.raises(ValueError):  # noqa: PT011 - ipaddress and int both raise ValueError subclasses
-        IngestSettings.from_env(env)
+    with pytest.raises(ValueError):  # noqa: PT011 - ipaddress, int and float all raise ValueError subclasses
+        make_settings(**env)
+
+
+def test_no_token_secret_fails_at_cold_start():
+    with pytest.raises(ValueError, match="POSTBACK_TOKEN_SECRET"):
+        IngestSettings.from_env({"ALLOWED_SOURCE_CIDRS": "127.0.0.1/32"})
+
+
+def test_the_settings_name_the_secret_and_never_hold_a_token():
+    settings_ = make_settings()
+    assert settings_.token_secret == SECRET_ARN
+    assert (settings_.token_max_age_s, settings_.token_recheck_s) == (300.0, 10.0)
+    assert not hasattr(settings_, "token")
 
 
 @settings(max_examples=200, deadline=None)
@@ -190,12 +250,13 @@ def test_any_admitted_body_round_trips_exactly(body):
 
 
 def test_each_refusal_is_its_own_member_with_its_own_metric():
-    assert len(Refusal) == 5
+    assert len(Refusal) == 6
     assert Refusal.TOKEN is not Refusal.ADDRESS
     assert (Refusal.TOKEN.status, Refusal.TOKEN.message) == (Refusal.ADDRESS.status, Refusal.ADDRESS.message)
     assert {r.metric_name for r in Refusal} == {
         "RefusedAddress",
         "RefusedToken",
+        "RefusedTokenUnavailable",
         "RefusedEmptyBody",
         "RefusedBadEncoding",
         "RefusedTooLarge",

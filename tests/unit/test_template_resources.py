@@ -108,7 +108,7 @@ def test_the_outputs_name_the_endpoints_a_deployment_needs(template):
     assert {"PostbackUrl", "ArchiveBucketName", "PostbackQueueUrl", "StateTableName", "SendQueueUrl"} <= set(
         template["Outputs"]
     )
-    assert template["Parameters"]["PostbackToken"]["NoEcho"] is True
+    assert {"PostbackTokenSecretArn", "PostbackUrlCommand"} <= set(template["Outputs"])
 
 
 def test_the_readme_documents_every_template_parameter_with_its_default(template):

@@ -55,6 +55,7 @@ REVIEWED = {
         *((action, "IngestLogGroup.Arn") for action in LOGS),
         ("s3:PutObject", "${ArchiveBucket.Arn}/raw/*"),
         ("sqs:SendMessage", "PostbackQueue.Arn"),
+        ("secretsmanager:GetSecretValue", "PostbackTokenSecret"),
     },
     "ConsumerFunction": {
         *((action, "ConsumerLogGroup.Arn") for action in LOGS),
@@ -180,21 +181,76 @@ def test_the_api_writes_no_execution_log_with_the_request(resources):
         assert setting["DataTraceEnabled"] is False
 
 
-def test_the_token_is_only_a_path_parameter(resources):
-    paths = {
-        event["Properties"]["Path"]
-        for event in resources["IngestFunction"]["Properties"]["Events"].values()
+def test_the_only_route_carries_the_token(resources):
+    events = {
+        name: event["Properties"]
+        for name, event in resources["IngestFunction"]["Properties"]["Events"].items()
         if event["Type"] == "Api"
     }
-    assert paths == {"/postback", "/postback/{token}"}
+    assert [(e["Path"], e["Method"]) for e in events.values()] == [("/postback/{token}", "POST")]
 
 
-def test_the_token_parameter_is_not_echoed(resources):
+def test_the_token_is_a_secret_the_stack_generates_url_safe(resources):
+    secret = resources["PostbackTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "Condition" not in secret  # always there: the ingest refuses every postback without it
+    properties = secret["Properties"]
+    assert "SecretString" not in properties  # nothing in the template; generated in the account
+    generate = properties["GenerateSecretString"]
+    assert json.loads(generate["SecretStringTemplate"]) == {}
+    assert generate["GenerateStringKey"] == "current"  # {"current": ...}, as the ingest reads it
+    assert generate["PasswordLength"] >= 40
+    # Letters and digits only: it goes into a URL path as it is.
+    assert generate["ExcludePunctuation"] is True
+    assert generate.get("IncludeSpace", False) is False
+    assert not generate.get("ExcludeCharacters")  # nothing else to exclude: punctuation is out
+
+
+def test_the_ingest_reads_the_token_from_its_secret_never_from_its_environment(resources):
+    environment = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["POSTBACK_TOKEN_SECRET"] == {"Ref": "PostbackTokenSecret"}
+    assert "POSTBACK_TOKEN" not in environment
     template = load_template(ROOT / "template.yaml")
-    assert template["Parameters"]["PostbackToken"]["NoEcho"] is True
-    outputs = json.dumps(template.get("Outputs", {}))
-    assert '{"Ref": "PostbackToken"}' not in outputs
-    assert "${PostbackToken}" not in outputs
+    assert not [name for name in template["Parameters"] if "token" in name.lower()]
+    # No function's environment names the token's value in any way.
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            variables = json.dumps(resource["Properties"].get("Environment", {}))
+            assert "SecretString" not in variables, name
+            assert "resolve:secretsmanager" not in variables, name
+
+
+def test_only_the_ingest_may_read_the_token(resources):
+    readers = {
+        (name, action)
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::Role" and "Policies" in resource["Properties"]
+        for action, target in grants(resource)
+        if "PostbackTokenSecret" in target
+    }
+    assert readers == {("IngestFunctionRole", "secretsmanager:GetSecretValue")}
+    ingest_secrets = {
+        target
+        for action, target in grants(resources["IngestFunctionRole"])
+        if action.startswith("secretsmanager:")
+    }
+    assert ingest_secrets == {"PostbackTokenSecret"}  # not the provider's API key
+
+
+def test_no_output_holds_the_token(resources):
+    template = load_template(ROOT / "template.yaml")
+    outputs = template["Outputs"]
+    text = json.dumps(outputs)
+    assert "resolve:secretsmanager" not in text  # a dynamic reference would resolve the value
+    assert "SecretString" not in text.replace("--query SecretString", "")  # no GetAtt of the value
+    url = outputs["PostbackUrl"]["Value"]["Fn::Sub"]
+    assert url.endswith(".execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/postback/{token}")
+    assert outputs["PostbackTokenSecretArn"]["Value"] == {"Ref": "PostbackTokenSecret"}
+    command = outputs["PostbackUrlCommand"]["Value"]["Fn::Sub"]
+    assert command.startswith("aws secretsmanager get-secret-value ")
+    assert "--secret-id ${PostbackTokenSecret} " in command
+    assert url.removesuffix("{token}") in command
+    assert command.endswith("+ .current'")
 
 
 # ---------------------------------------------------------------------------- scanner findings accepted

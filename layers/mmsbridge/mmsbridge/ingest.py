@@ -2,6 +2,10 @@
 
 The ingest never parses XML and never refuses an admitted body for its content: a malformed postback is
 stored like any other, for the consumer to quarantine. Refusals happen before anything is stored.
+
+Who may post: a source address in the allowed networks (the provider's, which every customer of the
+provider shares) and the postback URL's token (which only this account's postback URL holds), checked by
+a callable the caller gives (mmsbridge.postback_token).
 """
 
 from __future__ import annotations
@@ -9,14 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
+
+from mmsbridge.postback_token import DEFAULT_MAX_AGE_S, DEFAULT_RECHECK_S, TokenUnavailable
 
 type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -31,6 +36,8 @@ class Refusal(Enum):
     # learns nothing) but must not be one member, or a wrong token would be counted as a wrong address.
     ADDRESS = (403, "Forbidden", "address")
     TOKEN = (403, "Forbidden", "token")
+    # The token could not be checked (its secret unreadable or malformed): the provider retries a 503.
+    TOKEN_UNAVAILABLE = (503, "Temporarily unavailable; retry", "token-unavailable")
     EMPTY_BODY = (400, "Empty body", "empty")
     BAD_ENCODING = (400, "Body is not valid base64", "encoding")
     TOO_LARGE = (413, "Body too large", "size")
@@ -51,7 +58,9 @@ class Refusal(Enum):
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     allowed_networks: tuple[Network, ...]
-    token: bytes | None
+    token_secret: str  # the name or ARN of the secret holding the postback URL's token, never the token
+    token_max_age_s: float
+    token_recheck_s: float
     max_body_bytes: int
     archive_prefix: str
 
@@ -60,13 +69,21 @@ class IngestSettings:
         """Read the settings the template passes as environment variables. Fails loudly on bad values."""
         cidrs = [c.strip() for c in env.get("ALLOWED_SOURCE_CIDRS", "").split(",") if c.strip()]
         networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
-        token = env.get("POSTBACK_TOKEN", "")
+        token_secret = env.get("POSTBACK_TOKEN_SECRET", "").strip()
+        if not token_secret:
+            raise ValueError("POSTBACK_TOKEN_SECRET must name the postback token's secret")
+        max_age = float(env.get("POSTBACK_TOKEN_MAX_AGE_S", DEFAULT_MAX_AGE_S))
+        recheck = float(env.get("POSTBACK_TOKEN_RECHECK_S", DEFAULT_RECHECK_S))
+        if not 0 <= recheck <= max_age:
+            raise ValueError("0 <= POSTBACK_TOKEN_RECHECK_S <= POSTBACK_TOKEN_MAX_AGE_S")
         max_body = int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         if max_body <= 0:
             raise ValueError("MAX_BODY_BYTES must be positive")
         return cls(
             allowed_networks=networks,
-            token=token.encode() if token else None,
+            token_secret=token_secret,
+            token_max_age_s=max_age,
+            token_recheck_s=recheck,
             max_body_bytes=max_body,
             archive_prefix=env.get("ARCHIVE_PREFIX", "raw/"),
         )
@@ -97,16 +114,28 @@ class ReceivedPostback:
         }
 
 
-def admit(event: Mapping[str, Any], settings: IngestSettings, now: datetime) -> ReceivedPostback | Refusal:
-    """Decide on an API Gateway REST proxy event: the admitted postback, or why it is refused."""
+def admit(
+    event: Mapping[str, Any],
+    settings: IngestSettings,
+    now: datetime,
+    token_accepted: Callable[[str], bool],
+) -> ReceivedPostback | Refusal:
+    """Decide on an API Gateway REST proxy event: the admitted postback, or why it is refused.
+
+    `token_accepted` says whether the URL's token is one the account accepts (PostbackTokens.accepts); it is
+    asked only for a request from an allowed address that carries a token."""
     context = event.get("requestContext") or {}
     source_ip = str((context.get("identity") or {}).get("sourceIp") or "")
     if not _address_allowed(source_ip, settings.allowed_networks):
         return Refusal.ADDRESS
-    if settings.token is not None:
-        given = ((event.get("pathParameters") or {}).get("token") or "").encode()
-        if not hmac.compare_digest(given, settings.token):
+    given = str((event.get("pathParameters") or {}).get("token") or "")
+    if not given:
+        return Refusal.TOKEN
+    try:
+        if not token_accepted(given):
             return Refusal.TOKEN
+    except TokenUnavailable:
+        return Refusal.TOKEN_UNAVAILABLE
     raw = event.get("body") or ""
     # A base64 text is 4/3 of its bytes: refuse an oversized body before decoding it.
     encoded = bool(event.get("isBase64Encoded"))
