@@ -9,6 +9,7 @@ from mmsbridge.send_conflicts import CONFLICTS_SK, KEEP
 from mmsbridge.state_table import StateTable
 from ops import render, reports
 
+MAX_WIDTH = 200
 SIGHTING_FIELDS = ("at", "sha256", "message_id", "action", "to", "from", "refused")
 
 
@@ -53,7 +54,7 @@ def lines(found: dict[str, Any] | None) -> list[str]:
     ]
     if rows:
         columns = ["SEEN AT", "SHA256", "ACTION", "TO", "FROM", "SQS MESSAGE ID", "ALSO REFUSED"]
-        out.append(render.table(columns, rows))
+        out.append(render.table(columns, rows, width=MAX_WIDTH))
     if found["not_kept"]:
         out.append(f"  ... and {found['not_kept']} more (the first {KEEP} are kept; the count is the total)")
     return out

@@ -83,21 +83,11 @@ def run(args: argparse.Namespace, resources: Resources) -> int:
         )
         return 0
     lines = [f"unrecognised postback events: {len(found)} (newest first, at most {args.limit})"]
-    rows = [
-        [
-            e["time"] or "(undated)",
-            e["origin"],
-            e["code"],
-            e["kind"],
-            e["key"],
-            e["raw_key"],
-            _fields(e["fields"]),
-        ]
-        for e in found
-    ]
-    if rows:
-        columns = ["TIME", "ORIGIN", "CODE", "KIND", "KEY", "RAW KEY", "FIELDS"]
-        lines.append(render.table(columns, rows, width=MAX_WIDTH))
+    for e in found:
+        head = f"{e['time'] or '(undated)'}  {e['origin']} {e['code']} ({e['kind']})  {e['key']}"
+        lines.append(render.shortened(render.cell(head), MAX_WIDTH))
+        lines.append(render.shortened(f"    fields  {_fields(e['fields'])}", MAX_WIDTH))
+        lines.append(f"    raw     {render.cell(e['raw_key'])}")
     output.text("\n".join(lines))
     return 0
 
