@@ -17,12 +17,21 @@ from local.stack import ROOT
 class StackProcess:
     """`python -m local run` on free ports, logging to `workdir/stack.log`; endpoints read once written."""
 
-    def __init__(self, workdir: Path, *extra_args: str, start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *extra_args: str,
+        start_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env`: variables added to this process's environment for the stack (the handlers see them too,
+        as the functions' environment does not set them)."""
         self.workdir = workdir
         self.endpoints_file = workdir / "endpoints.json"
         self.log_path = workdir / "stack.log"
         self._extra_args = extra_args
         self._start_timeout_s = start_timeout_s
+        self._env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoints: dict[str, Any] = {}
         self._log: IO[bytes] | None = None
@@ -50,7 +59,7 @@ class StackProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self._env, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # a process group of its own, as a terminal gives it
         )
         deadline = time.monotonic() + self._start_timeout_s

@@ -13,9 +13,9 @@ from local.stack import aws_environment
 from mmsbridge.state_table import StateTable
 
 
-def start_local_stack(workdir: Path, *extra_args: str) -> dict:
+def start_local_stack(workdir: Path, *extra_args: str, env: dict[str, str] | None = None) -> dict:
     """Start `python -m local run` on free ports; returns once its endpoints file is written."""
-    stack = StackProcess(workdir, *extra_args)
+    stack = StackProcess(workdir, *extra_args, env=env)
     try:
         stack.start()
     except RuntimeError as failure:

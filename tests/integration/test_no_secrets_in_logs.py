@@ -1,10 +1,11 @@
-"""No secret reaches a log line: the postback URL token and the provider's API key, run through the real
-ingest and sender handlers (wired from template.yaml, on moto and the provider simulator) with every log
-switch an operator could turn on: POWERTOOLS_LOG_LEVEL=DEBUG, POWERTOOLS_LOGGER_LOG_EVENT=true, and DEBUG
-for every library logger (botocore, urllib3, Powertools). Every record is captured with all its fields,
-and so is everything written to stdout and stderr; the secrets are looked for as they are and encoded
-(URL-encoded, base64 at every alignment, hex). Nor does any handler log its event, whatever the switches: the
-ingest's holds the token, the consumer's and the sender's hold numbers and message text."""
+"""No secret reaches a log line: the postback URL token (current, previous and a near miss) and the
+provider's API key, run through the real ingest and sender handlers (wired from template.yaml, on moto and
+the provider simulator) with every log switch an operator could turn on: POWERTOOLS_LOG_LEVEL=DEBUG,
+POWERTOOLS_LOGGER_LOG_EVENT=true, and DEBUG for every library logger (botocore, urllib3, Powertools).
+Every record is captured with all its fields, and so is everything written to stdout and stderr; the
+secrets are looked for as they are and encoded (URL-encoded, base64 at every alignment, hex). Nor does any
+handler log its event, whatever the switches: the ingest's holds the token, the consumer's and the
+sender's hold numbers and message text."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ from mmsbridge.state_table import StateTable
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 TOKEN = f"tok_{uuid.uuid4().hex}"
+NEW_TOKEN = f"new_{uuid.uuid4().hex}"  # the token a rotation brings in
 WRONG_TOKEN = f"tok_{uuid.uuid4().hex}"  # a near miss (an old token, a typo) is as secret as the token
+TOKEN_SECRET_NAME = f"test/no-secrets-token-{uuid.uuid4().hex[:8]}"
 API_KEY = f"KEY-{uuid.uuid4().hex}"
 WRONG_KEY = f"OLD-{uuid.uuid4().hex}"
 SECRET_NAME = f"test/no-secrets-{uuid.uuid4().hex[:8]}"
@@ -176,18 +179,40 @@ def test_the_sender_keeps_botocore_response_bodies_out_of_its_logs(sender):
 
 
 @pytest.fixture(scope="module")
-def ingest(moto_server, aws_stack):
-    """The ingest with a postback token (from the template's PostbackToken parameter) and verbose logs."""
-    stack = local_stack.load_local_stack(moto_server.endpoint_url, overrides={"PostbackToken": TOKEN})
-    assert stack.functions()["IngestFunction"].environment["POSTBACK_TOKEN"] == TOKEN
+def token_secret(moto_server, aws_stack):
+    """The postback token's secret, holding TOKEN to begin with."""
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region)):
+        client = boto3.client("secretsmanager")
+    client.create_secret(Name=TOKEN_SECRET_NAME, SecretString=json.dumps({"current": TOKEN}))
+    return client
+
+
+@pytest.fixture(scope="module")
+def ingest(moto_server, aws_stack, token_secret):
+    """The ingest reading the test's token secret, with verbose logs. It reads the secret on every request
+    (maximum age 0) and again on every mismatch (recheck 0): each GetSecretValue answer passes botocore's
+    DEBUG logging."""
+    # As in a fresh container: whatever level botocore.parsers has, the ingest's import sets it.
+    logging.getLogger("botocore.parsers").setLevel(logging.NOTSET)
+    stack = local_stack.load_local_stack(moto_server.endpoint_url)
+    assert stack.functions()["IngestFunction"].environment["POSTBACK_TOKEN_SECRET"] != TOKEN_SECRET_NAME
     return local_stack.function_for(
         stack,
         "IngestFunction",
         moto_server.endpoint_url,
-        environment=VERBOSE,
+        environment={
+            **VERBOSE,
+            "POSTBACK_TOKEN_SECRET": TOKEN_SECRET_NAME,
+            "POSTBACK_TOKEN_MAX_AGE_S": "0",
+            "POSTBACK_TOKEN_RECHECK_S": "0",
+        },
         name_suffix="Verbose",
         max_containers=1,
     )
+
+
+def test_the_ingest_keeps_botocore_response_bodies_out_of_its_logs(ingest):
+    assert logging.getLogger("botocore.parsers").level == logging.INFO
 
 
 def postback_event(
@@ -208,7 +233,7 @@ def postback_event(
     return event
 
 
-def test_postbacks_admitted_and_refused_never_log_the_token(ingest, captured):
+def test_postbacks_admitted_and_refused_never_log_the_token(ingest, token_secret, captured):
     postback = f"<POSTBACK><ORIGIN>SMS_MT</ORIGIN><TRACKINGID>{uuid.uuid4().hex}</TRACKINGID></POSTBACK>"
     answered = {
         "admitted": ingest.invoke(postback_event(TOKEN, body=postback.encode()))["statusCode"],
@@ -223,6 +248,27 @@ def test_postbacks_admitted_and_refused_never_log_the_token(ingest, captured):
         answered["token, S3 down"] = ingest.invoke(postback_event(TOKEN, body=b"<POSTBACK>down</POSTBACK>"))[
             "statusCode"
         ]
+
+    def put(document: str) -> None:
+        with captured.paused():  # the test's own call, not the function's
+            token_secret.put_secret_value(SecretId=TOKEN_SECRET_NAME, SecretString=document)
+
+    # A rotation: both tokens accepted, then the old one dropped.
+    put(json.dumps({"current": NEW_TOKEN, "previous": TOKEN}))
+    answered["rotating, new token"] = ingest.invoke(
+        postback_event(NEW_TOKEN, body=b"<POSTBACK>n</POSTBACK>")
+    )["statusCode"]
+    answered["rotating, old token"] = ingest.invoke(postback_event(TOKEN, body=b"<POSTBACK>o</POSTBACK>"))[
+        "statusCode"
+    ]
+    put(json.dumps({"current": NEW_TOKEN}))
+    answered["rotated, old token"] = ingest.invoke(postback_event(TOKEN))["statusCode"]
+    # A malformed document holding the tokens: the copy held stays in use, and the error says why only.
+    put(json.dumps({"current": NEW_TOKEN, "previous": TOKEN + "!"}))
+    answered["unusable, new token"] = ingest.invoke(
+        postback_event(NEW_TOKEN, body=b"<POSTBACK>u</POSTBACK>")
+    )["statusCode"]
+    put(json.dumps({"current": NEW_TOKEN}))
     assert answered == {
         "admitted": 200,
         "wrong token": 403,
@@ -232,12 +278,18 @@ def test_postbacks_admitted_and_refused_never_log_the_token(ingest, captured):
         "token, not base64": 400,
         "token, too large": 413,
         "token, S3 down": 503,
+        "rotating, new token": 200,
+        "rotating, old token": 200,
+        "rotated, old token": 403,
+        "unusable, new token": 200,
     }
     logged = captured.text()
-    # The handler did log each outcome, at DEBUG, and botocore did too.
+    # The handler did log each outcome, at DEBUG, and botocore did too, the secret's reads included.
     for outcome in ('"postback accepted"', '"postback refused"', '"postback not stored"', "botocore"):
         assert outcome in logged
-    assert leaks(logged, token=TOKEN, wrong_token=WRONG_TOKEN) == []
+    assert '"postback token secret unusable"' in logged
+    assert logged.count("OperationModel(name=GetSecretValue)") >= 10
+    assert leaks(logged, token=TOKEN, new_token=NEW_TOKEN, wrong_token=WRONG_TOKEN) == []
 
 
 # -------------------------------------------------------------------------------------------- sender
