@@ -5,6 +5,7 @@ request is linked to it."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -76,3 +77,18 @@ def test_the_senders_outbound_record_is_listed_under_the_number_it_went_to():
     assert outbound["gsi2pk"] == "OUT#17743199144"
     assert outbound["gsi2sk"] == "2026-01-02T03:04:05.000000Z#T-1"
     assert "gsi2pk" not in marker
+
+
+@pytest.mark.parametrize(("field", "size"), [("TO", 2100), ("TRACKINGID", 1000)])
+def test_a_report_whose_index_keys_would_be_too_long_is_stored_off_the_index(field, size):
+    # DynamoDB refuses an index key over 2048 (partition) or 1024 (sort) bytes, and the batch with it.
+    body = (POSTBACKS / "sms_mt_n201.xml").read_bytes()
+    value = "1" * size if field == "TO" else "T" * size
+    body = re.sub(rf"<{field}>[^<]*</{field}>".encode(), f"<{field}>{value}</{field}>".encode(), body)
+    sha = hashlib.sha256(body).hexdigest()
+    received = Received(
+        sha, parse_postback(body, received_at=RECEIVED_AT), f"raw/{sha}.xml", sha, RECEIVED_AT
+    )
+    (event,) = [item for item in plan_batch([received]).puts.values() if item["sk"].startswith("EVT#")]
+    assert "gsi2pk" not in event
+    assert "gsi2sk" not in event

@@ -59,6 +59,9 @@ _CONTENT_CODES = {
 _MESSAGE_KINDS = (PostbackKind.DELIVERY, PostbackKind.DDM, PostbackKind.MT_RECORD)
 _MT_KINDS = (*_MESSAGE_KINDS, PostbackKind.TEMPLATE)
 _MT_ORIGINS = ("MMS_MT", "SMS_MT")
+# DynamoDB's limits on an index's key attributes: an item over them would fail the whole batch's write, so a
+# report with an absurd TO or TRACKINGID stays off the index (it is still stored under its MSG# key).
+_INDEX_PK_BYTES, _INDEX_SK_BYTES = 2048, 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,12 @@ def _items(received: Received) -> list[dict[str, Any]]:
             # Found by number and time (ops messages, reconcile.py). A derived time (E101 has none) is the
             # first copy's receipt, the same for every copy, so the item stays a function of the postback.
             moment = iso(postback.timestamp_utc) if postback.timestamp_utc else UNDATED
-            event.update(outbound_index(to, moment, postback.tracking_id))
+            keys = outbound_index(to, moment, postback.tracking_id)
+            if (
+                len(keys["gsi2pk"].encode()) <= _INDEX_PK_BYTES
+                and len(keys["gsi2sk"].encode()) <= _INDEX_SK_BYTES
+            ):
+                event.update(keys)
         items.append(event)
         if postback.state is not None:
             items.append(_message_marker(pk, postback.tracking_id, postback.state, received))
