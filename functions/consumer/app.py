@@ -11,12 +11,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mmsbridge import aws
 from mmsbridge.archive import Archive
 from mmsbridge.consumer import consume
+from mmsbridge.own_numbers import parse_own_numbers
 from mmsbridge.state_table import StateTable
 
 TABLE = StateTable(aws.client("dynamodb"), os.environ["STATE_TABLE"])
 # Bodies over 190 KiB travel by S3 key only; genuine postbacks never do, so the client waits until needed.
 ARCHIVE = Archive(aws.LazyClient("s3"), os.environ["ARCHIVE_BUCKET"])
 RETENTION_DAYS = int(os.environ.get("HISTORY_RETENTION_DAYS", "0"))
+# The template's OwnNumbers: a postback for any other number is quarantined. Empty: the check is off. A
+# malformed list fails the import, loudly, rather than letting every number in or quarantining everything.
+OWN_NUMBERS = parse_own_numbers(os.environ.get("OWN_NUMBERS", ""))
 
 logger = Logger()
 metrics = Metrics()
@@ -30,7 +34,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # The batch is applied in one pass (one BatchWriteItem per 25 items); BatchProcessor then reports each
     # record's outcome, so only the failed ones come back.
-    outcome = consume(event.get("Records", []), table=TABLE, fetch=ARCHIVE.get, retention_days=RETENTION_DAYS)
+    outcome = consume(
+        event.get("Records", []),
+        table=TABLE,
+        fetch=ARCHIVE.get,
+        retention_days=RETENTION_DAYS,
+        own_numbers=OWN_NUMBERS,
+    )
     for rejected in outcome.quarantined:
         logger.warning(
             "postback quarantined",

@@ -1,8 +1,9 @@
 """The consumer's work on one SQS batch: decode, parse, plan the writes, apply them in one pass.
 
-A record that can never succeed (not an envelope, not a postback) is quarantined and acknowledged, so it
-does not cycle to the DLQ; a record whose bytes cannot be read now, or whose writes failed, is reported
-failed and comes back. Everything else is acknowledged only once its writes are in the table.
+A record that can never succeed (not an envelope, not a postback, a postback that speaks for a number that
+is not ours: own_numbers.py) is quarantined and acknowledged, so it does not cycle to the DLQ; a record
+whose bytes cannot be read now, or whose writes failed, is reported failed and comes back. Everything
+else is acknowledged only once its writes are in the table.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mmsbridge import envelope
+from mmsbridge.own_numbers import NOT_OUR_NUMBER, foreign_number
 from mmsbridge.postback import Postback, PostbackError, parse_postback
 from mmsbridge.state_table import StateTable
 from mmsbridge.state_writes import Received, Rejected, iso, plan_batch
@@ -64,9 +66,13 @@ def consume(
     table: StateTable,
     fetch: Callable[[str], bytes],
     retention_days: int = 0,
+    own_numbers: frozenset[str] = frozenset(),
     now: datetime | None = None,
 ) -> BatchOutcome:
-    """Apply one batch of postback-queue records; returns which record ids failed."""
+    """Apply one batch of postback-queue records; returns which record ids failed.
+
+    `own_numbers`: the account's shortcodes and longcodes (digits); a postback whose own-side number is not
+    among them is quarantined as `not-our-number`. Empty: the check is off."""
     now = now or datetime.now(UTC)
     outcome = BatchOutcome()
     received: list[Received] = []
@@ -106,6 +112,13 @@ def consume(
         except PostbackError as error:
             detail = f"{error} ({', '.join(error.detail)})" if error.detail else str(error)
             rejected.append(Rejected(record_id, queued.sha256, queued.key, error.reason, detail, received_at))
+            continue
+        # Before anything is written for it, the first sighting of an undated postback included.
+        foreign = foreign_number(postback, own_numbers)
+        if foreign is not None:
+            rejected.append(
+                Rejected(record_id, queued.sha256, queued.key, NOT_OUR_NUMBER, foreign, received_at)
+            )
             continue
         if postback.timestamp_derived:
             try:
