@@ -103,6 +103,8 @@ def provision(stack: LocalStack, endpoint_url: str) -> None:
         s3.create_bucket(Bucket=bucket.name)
         if bucket.versioning:
             s3.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
+        if bucket.encryption:
+            s3.put_bucket_encryption(Bucket=bucket.name, ServerSideEncryptionConfiguration=bucket.encryption)
     queues = sorted(stack.queues().values(), key=lambda q: "RedrivePolicy" in q.attributes)
     for queue in queues:
         url = sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)["QueueUrl"]

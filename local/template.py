@@ -243,6 +243,8 @@ class BucketSpec:
     name: str
     versioning: bool
     properties: dict[str, Any]
+    # PutBucketEncryption's ServerSideEncryptionConfiguration from BucketEncryption; None: the service default
+    encryption: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -371,7 +373,11 @@ class LocalStack:
         for res in self._of_type("AWS::S3::Bucket"):
             status = (res.properties.get("VersioningConfiguration") or {}).get("Status")
             out[res.logical_id] = BucketSpec(
-                res.logical_id, res.physical_name, status == "Enabled", res.properties
+                res.logical_id,
+                res.physical_name,
+                status == "Enabled",
+                res.properties,
+                _bucket_encryption(res.properties.get("BucketEncryption")),
             )
         return out
 
@@ -637,6 +643,24 @@ def _queue_attributes(res: Resource) -> dict[str, str]:
     return attrs
 
 
+def _bucket_encryption(encryption: Any) -> dict[str, Any] | None:
+    """CloudFormation's BucketEncryption in the shape PutBucketEncryption takes (its rule's default is named
+    ApplyServerSideEncryptionByDefault there)."""
+    if not isinstance(encryption, Mapping):
+        return None
+    rules = []
+    for rule in encryption.get("ServerSideEncryptionConfiguration") or []:
+        default = rule.get("ServerSideEncryptionByDefault") or {}
+        applied: dict[str, Any] = {"SSEAlgorithm": _to_str(default.get("SSEAlgorithm"))}
+        if default.get("KMSMasterKeyID"):
+            applied["KMSMasterKeyID"] = _to_str(default["KMSMasterKeyID"])
+        mapped: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": applied}
+        if rule.get("BucketKeyEnabled") is not None:
+            mapped["BucketKeyEnabled"] = _to_bool(rule["BucketKeyEnabled"], "BucketKeyEnabled")
+        rules.append(mapped)
+    return {"Rules": rules} if rules else None
+
+
 def _redrive_target(redrive: Any) -> str | None:
     if isinstance(redrive, str):
         try:
@@ -718,6 +742,10 @@ def _table_spec(res: Resource) -> TableSpec:
         kwargs["SSESpecification"] = mapped
     if props.get("TableClass"):
         kwargs["TableClass"] = _to_str(props["TableClass"])
+    if props.get("DeletionProtectionEnabled") is not None:
+        kwargs["DeletionProtectionEnabled"] = _to_bool(
+            props["DeletionProtectionEnabled"], f"{where}.DeletionProtectionEnabled"
+        )
     if props.get("Tags"):
         tags = props["Tags"]
         if isinstance(tags, Mapping):  # SimpleTable: a plain map

@@ -91,12 +91,11 @@ class Pipeline:
     queue_url: str
     dlq_url: str
     retention_days: int
+    endpoint_url: str
 
     def provider(self) -> Provider:
-        """The provider, posting to the URL it is given: with the PostbackToken path segment, if any."""
-        token = self.stack.parameters.get("PostbackToken")
-        path = f"/postback/{token}" if isinstance(token, str) and token else "/postback"
-        return Provider(self.gateway.base_url + path)
+        """The provider, posting to the URL it is given: /postback/<the token in the stack's secret>."""
+        return Provider(self.gateway.base_url + local_stack.postback_path(self.stack, self.endpoint_url))
 
     @property
     def archive_clients(self) -> list[Any]:
@@ -173,6 +172,7 @@ def pipeline(moto_server, aws_stack):  # aws_stack first: it resets moto, which 
             queue_url=queue_url,
             dlq_url=queues["PostbackDLQ"].url,
             retention_days=int(consumer.environment.get("HISTORY_RETENTION_DAYS", "0")),
+            endpoint_url=endpoint,
         )
     finally:
         mapping.stop()
@@ -187,6 +187,8 @@ def fresh_state(pipeline):
     assert pipeline.settle()
     spec = pipeline.stack.tables()["StateTable"]
     client = pipeline.table.client
+    # The template protects the table from deletion: a deliberate delete turns the protection off first.
+    client.update_table(TableName=spec.name, DeletionProtectionEnabled=False)
     client.delete_table(TableName=spec.name)
     client.create_table(**spec.create_table_kwargs)
     if spec.ttl_attribute:

@@ -596,6 +596,39 @@ def test_bucket_specs(stack):
     assert archive.versioning is True
     assert archive.properties["VersioningConfiguration"] == {"Status": "Enabled"}
     assert stack.buckets()["NamedBucket"].versioning is False
+    assert archive.encryption is None  # no BucketEncryption: the service's default
+
+
+def test_bucket_encryption_in_put_bucket_encryptions_shape_whichever_branch_a_condition_takes(tmp_path):
+    path = minimal(
+        tmp_path,
+        parameters="  KeyArn:\n    Type: String\n    Default: ''\n",
+        resources="""\
+  B:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketEncryption: !If
+        - HasKey
+        - ServerSideEncryptionConfiguration:
+            - ServerSideEncryptionByDefault: {SSEAlgorithm: aws:kms, KMSMasterKeyID: !Ref KeyArn}
+              BucketKeyEnabled: true
+        - ServerSideEncryptionConfiguration:
+            - ServerSideEncryptionByDefault: {SSEAlgorithm: AES256}
+""",
+        extra="Conditions:\n  HasKey: !Not [!Equals [!Ref KeyArn, '']]\n",
+    )
+    plain = load_stack(path, None, stack_name="app").buckets()["B"]
+    assert plain.encryption == {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k"
+    keyed = load_stack(path, None, stack_name="app", overrides={"KeyArn": key}).buckets()["B"]
+    assert keyed.encryption == {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
 
 
 def test_table_specs(stack):
@@ -621,6 +654,7 @@ def test_table_specs(stack):
         ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         "SSESpecification": {"Enabled": True},
+        "DeletionProtectionEnabled": True,
     }
     assert (items.ttl_attribute, items.pitr) == ("expires_at", True)
     counters = stack.tables()["Counters"]
