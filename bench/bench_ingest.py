@@ -7,8 +7,9 @@ against the same local moto server.
   loopback is CPU-bound, so overlap only shows where there is latency to overlap). The postback queue is
   drained between blocks of calls, untimed: moto's SendMessage slows with the queue's depth (about 2 ms
   per 100 messages waiting), which SQS does not, and it would otherwise grow by two messages per round.
-- cold: a fresh interpreter that imports the handler module and handles one postback, against a fresh
-  interpreter that imports boto3, creates the two clients and does the two writes.
+- cold: a fresh interpreter that imports the handler module and handles one postback (reading the postback
+  token's secret first, as every new container does), against a fresh interpreter that imports boto3,
+  creates the two clients and does the two writes.
 
 Targets: warm p50 <= 1.1 x baseline as is and <= 0.7 x with the delay; cold <= 1.3 x.
 Run: .venv/bin/python bench/bench_ingest.py [--runs N] [--delay-ms D] [--json]
@@ -35,13 +36,14 @@ from local import stack as local_stack
 BODY = (ROOT / "tests" / "fixtures" / "provider" / "postbacks" / "mms_mt_n102.xml").read_bytes()
 
 
-def proxy_event(body: bytes) -> dict:
+def proxy_event(body: bytes, token: str) -> dict:
+    """The event API Gateway gives for a postback to /postback/<token> (the stack's current token)."""
     return {
-        "resource": "/postback",
-        "path": "/postback",
+        "resource": "/postback/{token}",
+        "path": f"/postback/{token}",
         "httpMethod": "POST",
         "headers": {"Content-Type": "text/xml"},
-        "pathParameters": None,
+        "pathParameters": {"token": token},
         "requestContext": {"requestId": str(uuid.uuid4()), "identity": {"sourceIp": "127.0.0.1"}},
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
@@ -85,12 +87,13 @@ def warm(stack, moto, runs: int, delay_s: float) -> dict:
 
 def _warm(stack, moto, runs: int, delay_s: float) -> dict:
     ingest = local_stack.load_functions(stack, moto.endpoint_url)["IngestFunction"]
+    token = local_stack.postback_token(stack, moto.endpoint_url)
     bucket = stack.buckets()["ArchiveBucket"].name
     queue_url = stack.queues()["PostbackQueue"].url
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
 
     def handler_call() -> float:
-        event = proxy_event(unique_body())
+        event = proxy_event(unique_body(), token)
         started = time.perf_counter()
         response = ingest.invoke(event)
         elapsed = time.perf_counter() - started
@@ -144,6 +147,7 @@ sqs.send_message(QueueUrl={queue!r}, MessageBody=body.decode())
 def cold(stack, moto, runs: int) -> dict:
     function = stack.functions()["IngestFunction"]
     env = cold_environment(moto, stack, "IngestFunction")
+    token = local_stack.postback_token(stack, moto.endpoint_url)
     handler_code = HANDLER_SCRIPT.format(
         layer=str(ROOT / "layers" / "mmsbridge"), function=str(function.code_uri)
     )
@@ -155,7 +159,7 @@ def cold(stack, moto, runs: int) -> dict:
         return fresh_interpreter(code, stdin, env)
 
     def handler_run() -> float:
-        return run(handler_code, json.dumps(proxy_event(unique_body())).encode())
+        return run(handler_code, json.dumps(proxy_event(unique_body(), token)).encode())
 
     def baseline_run() -> float:
         return run(baseline_code, unique_body())

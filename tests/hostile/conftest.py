@@ -1,4 +1,5 @@
-"""The hostile-input suite's own local stack: the real one, with a postback token configured.
+"""The hostile-input suite's own local stack: the real one (`python -m local run`), whose postback token the
+stack generated in its secret at start.
 
 When a selected test needs it, it starts booting in its own process with the first test of this directory,
 so it boots while the property tests (which come first) run; the fixture then waits for it.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -24,7 +24,6 @@ import pytest
 from local.runtime import patched_environ
 from local.stack import ROOT, aws_environment
 from mmsbridge.state_table import StateTable
-from tests.hostile.local_stack import write_samconfig
 
 STARTUP_TIMEOUT_S = 90
 
@@ -33,7 +32,6 @@ STARTUP_TIMEOUT_S = 90
 class Launched:
     process: subprocess.Popen
     workdir: Path
-    token: str
     log: object
 
     @property
@@ -54,16 +52,17 @@ class Launched:
 
 def launch() -> Launched:
     workdir = Path(tempfile.mkdtemp(prefix="mmsbridge-hostile-"))
-    token = secrets.token_urlsafe(24)  # 32 characters of A-Za-z0-9_-, as PostbackToken allows
-    samconfig = write_samconfig(workdir / "samconfig.toml", {"PostbackToken": token})
     log = (workdir / "stack.log").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "tests.hostile.local_stack",
-            "--samconfig",
-            str(samconfig),
+            "local",
+            "run",
+            "--port",
+            "0",
+            "--simulator-port",
+            "0",
             "--endpoints-file",
             str(workdir / "endpoints.json"),
             "--log-dir",
@@ -74,7 +73,7 @@ def launch() -> Launched:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    return Launched(process, workdir, token, log)
+    return Launched(process, workdir, log)
 
 
 _early: dict[str, Launched] = {}
@@ -111,6 +110,10 @@ class TokenedStack:
     def log(self) -> str:
         return (self.workdir / "stack.log").read_text(errors="replace")
 
+    def banner(self) -> str:
+        """The start banner's line that prints the postback URL: the one place the token is shown."""
+        return f"postback URL:  {self.endpoints['postback_url']}"
+
 
 @pytest.fixture(scope="module")
 def tokened_stack():
@@ -123,11 +126,12 @@ def tokened_stack():
                 pytest.fail(f"the local stack did not start:\n{log}")
             time.sleep(0.1)
         endpoints = json.loads(launched.endpoints_file.read_text())
+        token = endpoints["postback_url"].rsplit("/postback/", 1)[1]
         with patched_environ(aws_environment(endpoints["aws_endpoint_url"], endpoints["region"])):
             s3, sqs, dynamodb = (boto3.client(name) for name in ("s3", "sqs", "dynamodb"))
         yield TokenedStack(
             endpoints=endpoints,
-            token=launched.token,
+            token=token,
             workdir=launched.workdir,
             s3=s3,
             sqs=sqs,
