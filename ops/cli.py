@@ -60,7 +60,8 @@ stale messages, suppressed numbers; and replaying archived postbacks through the
 The send path: a send request's timeline (request), the worklists of requests that ended unsent or with
 an unknown outcome (requests, unknown), the send DLQ (send-dlq: list, re-drive), and a deliberate re-drive
 of one request (resend). Outbound messages to a number (messages), and linking outcome-unknown requests to
-the messages they became (reconcile).
+the messages they became (reconcile). The stack on one screen: queues, account errors, throttling and
+worklists (status); postback events kept but not attributed (unrecognised).
 
 Where the resources are (one of):
   --endpoints-file PATH  the local stack's endpoints file (default: .local/endpoints.json in the project,
