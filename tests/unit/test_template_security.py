@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from local.template import load_template
+from local.template import load_stack, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,14 @@ def named(value: Any) -> str:
 
 
 def grants(role: dict[str, Any]) -> set[tuple[str, str]]:
-    """Every (action, resource) an Allow statement of the role's inline policies grants."""
+    """Every (action, resource) an Allow statement of the role's inline policies (or of an AWS::IAM::Policy)
+    grants."""
+    documents = [policy["PolicyDocument"] for policy in role["Properties"].get("Policies", [])]
+    if "PolicyDocument" in role["Properties"]:
+        documents.append(role["Properties"]["PolicyDocument"])
     found = set()
-    for policy in role["Properties"].get("Policies", []):
-        for statement in policy["PolicyDocument"]["Statement"]:
+    for document in documents:
+        for statement in document["Statement"]:
             assert statement["Effect"] == "Allow"
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             targets = (
@@ -122,10 +127,42 @@ def test_each_function_may_do_what_the_review_lists_and_no_more(resources, funct
 
 def test_no_grant_is_a_wildcard(resources):
     for name, resource in resources.items():
-        if resource["Type"] == "AWS::IAM::Role" and "Policies" in resource["Properties"]:
+        if resource["Type"] == "AWS::IAM::Policy" or (
+            resource["Type"] == "AWS::IAM::Role" and "Policies" in resource["Properties"]
+        ):
             for action, target in grants(resource):
                 assert "*" not in action, (name, action)
                 assert target != '"*"', (name, action)
+
+
+# The services whose data a function reads or writes: a customer managed key (KmsKeyArn) encrypts them all.
+KEYED_SERVICES = {"s3", "sqs", "dynamodb"}
+
+
+def test_each_function_may_use_the_key_only_when_one_is_set_and_only_through_its_own_services(resources):
+    """kms:Decrypt and GenerateDataKey on KmsKeyArn, through S3, SQS or DynamoDB (kms:ViaService), for the
+    services each function's review lists and no other, in a policy that exists only with a key."""
+    policies = {name: r for name, r in resources.items() if r["Type"] == "AWS::IAM::Policy"}
+    attached = {}
+    for name, policy in policies.items():
+        assert policy["Condition"] == "HasKmsKey", name
+        (role,) = policy["Properties"]["Roles"]
+        attached[role["Ref"]] = policy
+    roles = {resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]: function for function in REVIEWED}
+    assert set(attached) == set(roles)
+    for role, function in roles.items():
+        assert grants(attached[role]) == {("kms:Decrypt", "KmsKeyArn"), ("kms:GenerateDataKey", "KmsKeyArn")}
+        (statement,) = attached[role]["Properties"]["PolicyDocument"]["Statement"]
+        via = {named(service) for service in statement["Condition"]["StringEquals"]["kms:ViaService"]}
+        used = {action.split(":")[0] for action, _ in REVIEWED[function]} & KEYED_SERVICES
+        assert via == {f"{service}.${{AWS::Region}}.amazonaws.com" for service in used}, function
+    # Deployed: none without a key, one per function with one.
+    policy = "AWS::IAM::Policy"
+    assert not [r for r in load_stack(ROOT / "template.yaml", None).resources.values() if r.type == policy]
+    keyed = load_stack(ROOT / "template.yaml", None, overrides={"KmsKeyArn": KEY})
+    assert {r.properties["Roles"][0] for r in keyed.resources.values() if r.type == policy} == {
+        keyed.resources[role].physical_name for role in roles
+    }
 
 
 def test_the_only_managed_policy_is_api_gateways_account_logging_role(resources):
