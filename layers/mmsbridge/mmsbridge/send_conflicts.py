@@ -115,15 +115,16 @@ def record_conflict(
     params: dict[str, Any] = {
         "TableName": table.name,
         "Key": to_dynamo(conflicts_key(request_id)),
-        "ExpressionAttributeNames": {"#type": "type", "#count": "count"},
         "ReturnValues": "ALL_NEW",
     }
+    names = {"#type": "type", "#count": "count"}
     kept = {
         **params,
         "UpdateExpression": "SET "
-        + ", ".join([*sets, "seen = list_append(if_not_exists(seen, :empty), :entry)"])
+        + ", ".join([*sets, "#seen = list_append(if_not_exists(#seen, :empty), :entry)"])
         + " ADD #count :one",
-        "ConditionExpression": "attribute_not_exists(seen) OR size(seen) < :keep",
+        "ConditionExpression": "attribute_not_exists(#seen) OR size(#seen) < :keep",
+        "ExpressionAttributeNames": {**names, "#seen": "seen"},
         "ExpressionAttributeValues": to_dynamo({**values, ":empty": [], ":entry": [entry], ":keep": KEEP}),
     }
     try:
@@ -134,6 +135,7 @@ def record_conflict(
         counted = {
             **params,
             "UpdateExpression": "SET " + ", ".join(sets) + " ADD #count :one",
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_dynamo(values),
         }
         item = table.client.update_item(**counted)["Attributes"]

@@ -3,6 +3,8 @@
 Keys (pk / sk):
   REQ#<request_id>     REQUEST              the request's ledger: status, reasons, attempts, the provider's
                                             answer; the idempotency record (one per request_id)
+  REQ#<request_id>     CONFLICTS            bodies that came under the request_id with other content, never
+                                            sent (send_conflicts.py)
   REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id (gsi2, when
                                             it carried a readable one that cannot be a key, such as 7 or
                                             300 characters: REJECTED_ID#<it>, `<received_at>#<sha256>`)
