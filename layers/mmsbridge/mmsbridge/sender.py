@@ -1,8 +1,9 @@
 """The sender: one batch of send requests from SQS to the provider, each at most once, paced, E113 re-driven.
 
 Per record: validate (a refused request is recorded with its reasons) -> claim the request in its ledger
-(the idempotency record: duplicates and redeliveries stop here) -> suppression list -> optional media
-preflight -> a slot from the shared limiter -> one provider call -> the outcome recorded. Every record ends
+(the idempotency record: duplicates and redeliveries stop here; a different body under a request_id that
+has a ledger is a conflicting duplicate, recorded beside it and never sent) -> suppression list ->
+optional media preflight -> a slot from the shared limiter -> one provider call -> the outcome recorded. Every record ends
 as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility timeout) or DEAD_LETTER
 (to the send DLQ with its reason). The handler turns those into SQS calls and a partial batch response.
 
