@@ -3,9 +3,10 @@
 Per record: validate (a refused request is recorded with its reasons) -> claim the request in its ledger
 (the idempotency record: duplicates and redeliveries stop here; a different body under a request_id that
 has a ledger is a conflicting duplicate, recorded beside it and never sent) -> suppression list ->
-optional media preflight -> a slot from the shared limiter -> one provider call -> the outcome recorded. Every record ends
-as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility timeout) or DEAD_LETTER
-(to the send DLQ with its reason). The handler turns those into SQS calls and a partial batch response.
+optional media preflight -> a slot from the shared limiter -> one provider call -> the outcome recorded.
+Every record ends as one `RecordResult`: DONE (acknowledge), RETRY (hand back to SQS with a visibility
+timeout) or DEAD_LETTER (to the send DLQ with its reason). The handler turns those into SQS calls and a
+partial batch response.
 
 Error classes (docs/provider-protocol.md §4): THROTTLE (E113 and the like, or an HTTP 429 without an API
 answer) stops the batch: this record and every unsent one come back after a jittered backoff, or after the
