@@ -38,6 +38,7 @@ RESOURCES = {
     "send_dlq": (("queues", "SendDLQ"), "SendDLQUrl"),
 }
 COUNTRY_CODE_PARAMETER = "DefaultCountryCode"
+OWN_NUMBERS_PARAMETER = "OwnNumbers"
 # Endpoints-file keys read when the `queues` section does not name the resource.
 TOP_LEVEL_KEYS = {"send_queue": "send_queue_url", "send_dlq": "send_dlq_url"}
 
@@ -57,6 +58,9 @@ class Resources:
     client_options: dict[str, Any] = field(default_factory=dict)
     # The stack's DefaultCountryCode: numbers typed to the CLI are read as the sender reads them.
     default_country_code: str | None = None
+    # The stack's OwnNumbers ("" when it has none: the consumer's own-number check is off); None when the
+    # endpoints file lists no parameters, so nothing can be said.
+    own_numbers: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def name(self, resource: str) -> str:
@@ -148,6 +152,7 @@ def from_endpoints_file(path: Path, *, session: Any) -> Resources:
         region=str(document.get("region") or "us-east-1"),
         client_options={"endpoint_url": document["aws_endpoint_url"], **LOCAL_CREDENTIALS},
         default_country_code=(document.get("parameters") or {}).get(COUNTRY_CODE_PARAMETER) or None,
+        own_numbers=_own_numbers(document.get("parameters")),
     )
 
 
@@ -179,7 +184,17 @@ def from_stack(name: str, *, region: str | None, session: Any) -> Resources:
         session=session,
         region=resolved_region,
         default_country_code=parameters.get(COUNTRY_CODE_PARAMETER) or None,
+        own_numbers=_own_numbers(parameters),
     )
+
+
+def _own_numbers(parameters: object) -> str | None:
+    """A stack's OwnNumbers; "" for a stack deployed from a template without it (its consumer checks
+    nothing), None without a parameter list to read it from."""
+    if not isinstance(parameters, dict):
+        return None
+    value = parameters.get(OWN_NUMBERS_PARAMETER)
+    return value if isinstance(value, str) else ""
 
 
 def _shown(path: Path) -> str:

@@ -14,6 +14,8 @@
 - Worklist counts from their index partitions (COUNT queries, bounded): OUTCOME_UNKNOWN (all outstanding,
   and the last 24 hours), FAILED, REJECTED, SUPPRESSED and conflicting duplicates of the last 24 hours,
   quarantined postbacks (all, and the last 24 hours) and unrecognised events of the last 24 hours.
+- Whether the consumer's own-number check is on: the stack's OwnNumbers parameter (an endpoints file's
+  `parameters`). Empty, postbacks are applied whatever number they speak for, and this says so first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from mmsbridge.own_numbers import parse_own_numbers
 from mmsbridge.send_conflicts import LISTING_PK as CONFLICTS_PK
 from mmsbridge.send_ledger import SendStatus
 from mmsbridge.state_table import StateTable
@@ -198,11 +201,24 @@ def worklists(table: StateTable, now: datetime) -> dict[str, Any]:
     }
 
 
+def own_number_check(own_numbers: str | None) -> dict[str, Any]:
+    """`check`: `on` (with how many numbers), `off` (OwnNumbers empty: every postback is applied),
+    `invalid` (the consumer refuses to start with it) or `unknown` (no parameters to read it from)."""
+    if own_numbers is None:
+        return {"check": "unknown", "numbers": None}
+    try:
+        numbers = parse_own_numbers(own_numbers)
+    except ValueError:
+        return {"check": "invalid", "numbers": None}
+    return {"check": "on" if numbers else "off", "numbers": len(numbers)}
+
+
 def collect(resources: Resources, *, now: datetime, budget: int) -> dict[str, Any]:
     table = resources.table
     return {
         "at": iso(now),
         "where": resources.origin,
+        "own_numbers": own_number_check(resources.own_numbers),
         "queues": queues(resources, now),
         "send_path": send_path(table, now, budget=budget),
         "worklists": worklists(table, now),
@@ -212,6 +228,7 @@ def collect(resources: Resources, *, now: datetime, budget: int) -> dict[str, An
 # -- text --------------------------------------------------------------------------------------------------
 def text(document: dict[str, Any]) -> str:
     lines = [f"mmsbridge status at {document['at']} ({render.cell(document['where'])})"]
+    lines.append(_own_number_line(document["own_numbers"]))
     rows = [
         [
             q["queue"],
@@ -287,6 +304,21 @@ def text(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+OWN_NUMBER_LINES = {
+    "on": "own-number check: on, {numbers} number(s) in OwnNumbers; postbacks for others are quarantined",
+    "off": (
+        "WARNING own-number check: OFF. OwnNumbers is empty, so postbacks are applied whatever number they "
+        "speak for (README, Security review)"
+    ),
+    "invalid": "WARNING own-number check: OwnNumbers is malformed; the consumer cannot start with it",
+    "unknown": "own-number check: unknown (the endpoints file lists no parameters)",
+}
+
+
+def _own_number_line(own_numbers: dict[str, Any]) -> str:
+    return OWN_NUMBER_LINES[own_numbers["check"]].format(numbers=own_numbers["numbers"])
+
+
 def _n(counted: dict[str, Any]) -> str:
     return f"{counted['count']}{'' if counted['complete'] else '+'}"
 
@@ -313,7 +345,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "send path from the ledger: calls refused for the account (AUTH_CONFIG), throttled calls,\n"
         "requests waiting (RETRY) and in flight (SENDING). Counts of the OUTCOME_UNKNOWN worklist, of\n"
         "FAILED, REJECTED, SUPPRESSED requests and conflicting duplicates, quarantined and unrecognised\n"
-        "postbacks. Bounded reads: the ledger part is one Scan that stops after --scan-limit items\n"
+        "postbacks. Whether the own-number check is on (OwnNumbers; a warning when it is empty).\n"
+        "Bounded reads: the ledger part is one Scan that stops after --scan-limit items\n"
         "(a count ending in + stopped early too).",
     )
     add_scan_limit(parser)
