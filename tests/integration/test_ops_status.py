@@ -119,7 +119,8 @@ def test_account_errors_throttling_waiting_and_worklists_add_up(cli, ledgers, ta
     assert path["throttled"]["requests"] - earlier["throttled"]["requests"] == 1
     assert path["pending"]["retry"] - earlier["pending"]["retry"] == 3  # account, throttled, old: all waiting
     assert path["pending"]["sending"] - earlier["pending"]["sending"] == 1
-    assert path["pending"]["lease_ran_out"] - earlier["pending"]["lease_ran_out"] == 1
+    # At least this one: another test's lease may run out between the two readings.
+    assert path["pending"]["lease_ran_out"] - earlier["pending"]["lease_ran_out"] >= 1
     assert path["scan"]["complete"] is True
 
     def grew(*where: str) -> int:
