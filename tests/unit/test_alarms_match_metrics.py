@@ -16,6 +16,7 @@ import pytest
 
 from local.template import LocalStack, load_stack
 from tests.emitted_metrics import DIMENSION, EMITTED, NAMESPACE
+from tests.unit.test_dashboard import emitted as source_names
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -60,6 +61,12 @@ def test_every_function_emits_in_the_namespace_and_under_the_service_the_list_na
     functions = deployed().functions().values()
     assert {f.environment["POWERTOOLS_METRICS_NAMESPACE"] for f in functions} == {NAMESPACE}
     assert {f.environment["POWERTOOLS_SERVICE_NAME"] for f in functions} == set(EMITTED)
+
+
+@pytest.mark.parametrize("service", sorted(EMITTED))
+def test_every_metric_named_in_a_handlers_source_is_in_the_list(service):
+    """A metric on a path no integration test drives still cannot be missing from the list."""
+    assert source_names(service) <= EMITTED[service]
 
 
 @pytest.mark.parametrize("name", sorted(alarms()))
