@@ -18,8 +18,14 @@ from mmsbridge.send_conflicts import record_conflict
 from mmsbridge.send_ledger import rejected_item, sha256_hex
 from mmsbridge.send_store import SendLedger
 from tests.integration.test_ops_cli import apply, drain, provider_time, sample
-from tests.integration.test_ops_send import NOW, Ledgers, new_id, past_day, sms, window
+from tests.integration.test_ops_send import NOW, Ledgers, new_id, sms, window
 from tests.integration.test_sender import API_KEY, Harness, message, run
+
+
+def past_day() -> datetime:
+    """A day of its own, long past (before other modules' test days, and never today), so a listing window
+    holds only the test's own records."""
+    return datetime(2000, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(7500))
 
 
 @pytest.fixture
@@ -73,7 +79,7 @@ def test_request_shows_the_conflicting_duplicates_beside_the_request(cli, ledger
 
 # -- RETRY and SENDING -----------------------------------------------------------------------------------
 def test_requests_waiting_or_in_flight_are_listed_from_a_bounded_scan(cli, ledgers):
-    day = datetime(2021, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(1400))  # leases long run out
+    day = past_day()  # the leases have long run out
     retry_ids = [new_id("retry") for _ in range(2)]
     for hour, request_id in enumerate(retry_ids):
         ledgers.throttled(sms(request_id), day + timedelta(hours=hour))
