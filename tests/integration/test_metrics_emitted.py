@@ -171,9 +171,14 @@ def test_the_ingest_counts_a_token_it_could_not_check(moto_server, aws_stack, po
 
 @pytest.fixture(scope="module")
 def consumer(moto_server, aws_stack):
-    return local_stack.function_for(
+    function = local_stack.function_for(
         aws_stack, "ConsumerFunction", moto_server.endpoint_url, name_suffix="Metrics", max_containers=1
     )
+    # Its archive client is made on first use, when the import's environment is gone: made now, under the
+    # function's environment (moto), as Lambda's process-wide environment would have it.
+    with patched_environ(function.environment):
+        function.module.ARCHIVE._s3.meta  # noqa: B018
+    return function
 
 
 @pytest.fixture(scope="module")
