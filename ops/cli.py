@@ -17,7 +17,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from mmsbridge.numbers import InvalidNumber
+from mmsbridge.reconcile import Candidate
+from mmsbridge.reconcile_store import Reconciler
 from mmsbridge.send_ledger import SendStatus
+from mmsbridge.state_table import StateTable
 from mmsbridge.state_writes import iso
 from ops import (
     conflicts,
@@ -359,13 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(opted out). If the send queue refuses the body, the ledger goes back as it was (exit 1).\n"
         "A FAILED request whose error class is PERMANENT (the provider refused it for good: the same\n"
         "request fails the same way unless what it refers to changed) is resent only with --yes\n"
-        "--even-if-permanent (exit 2 and nothing changed without), and with a warning.",
+        "--even-if-permanent (exit 2 and nothing changed without), and with a warning. An OUTCOME_UNKNOWN\n"
+        "request that has a likely message (a report to its number from its sender inside its attempt\n"
+        "window: see `request`) is resent only with --yes --even-if-likely-sent.",
     )
     resend.add_argument("request_id", metavar="REQUEST_ID")
     resend.add_argument(
         "--yes",
         action="store_true",
         help="really re-drive it (it may be a duplicate if the outcome is unknown)",
+    )
+    resend.add_argument(
+        "--even-if-likely-sent",
+        action="store_true",
+        help="with --yes: re-drive an OUTCOME_UNKNOWN request that has a likely message (see request)",
     )
     resend.add_argument(
         "--even-if-permanent",
@@ -973,6 +983,16 @@ def run_resend(args: argparse.Namespace, resources: Resources) -> int:
                     ledger,
                 )
             _error(render.cell(permanent))  # resending anyway, as asked
+        likely = _likely_message(table, ledger)
+        if likely is not None and not (args.yes and args.even_if_likely_sent):
+            raise sends.ResendRefused(
+                f"not resending {args.request_id} (OUTCOME_UNKNOWN) without --yes --even-if-likely-sent: "
+                f"message {likely.tracking_id} to the same number from the same sender reported "
+                f"{likely.first_report_code} at {iso(likely.first_report_at)}, inside its attempt window, so "
+                f"the provider probably sent it; a resend would deliver it twice. See `python -m ops request "
+                f"{args.request_id}`; nothing changed.",
+                ledger,
+            )
         if not args.yes:
             warning = (
                 " The provider may already have sent it: resending may deliver it twice."
@@ -1011,6 +1031,14 @@ def run_resend(args: argparse.Namespace, resources: Resources) -> int:
             f"{render.cell(result.request_id)}`) on the send queue {queue_url}"
         )
     return OK if result.queued else NOT_FOUND
+
+
+def _likely_message(table: StateTable, ledger: dict[str, Any]) -> Candidate | None:
+    """An OUTCOME_UNKNOWN request's likely message (reconciliation's evidence), else None."""
+    if ledger.get("status") != SendStatus.OUTCOME_UNKNOWN:
+        return None
+    plan = Reconciler(table).plan(ledger, now=datetime.now(UTC))
+    return plan.likely if plan is not None else None
 
 
 def _resend_refusal(request_id: str, ledger: dict[str, Any] | None, why: str) -> dict[str, Any]:

@@ -216,6 +216,12 @@ def test_a_lost_answer_is_reconciled_with_the_message_it_became(
     assert code == 0
     assert f"likely message: {tracking_id} (linked once its window settles" in text
     assert "N201, N202" in text
+    # A resend would deliver it twice: refused, even with --yes, unless asked for against the evidence.
+    code, _, err = cli("resend", request_id, "--yes")
+    assert code == 2
+    assert f"message {tracking_id} to the same number" in err
+    assert "--even-if-likely-sent" in err
+    assert SendLedger(table).get(request_id)["status"] == "OUTCOME_UNKNOWN"
 
     code, out, _ = cli("--json", "reconcile")
     assert code == 0
