@@ -38,9 +38,15 @@ class PostbackQueue:
     """A bounded due-time queue and its single delivery thread."""
 
     def __init__(
-        self, *, audit: Audit, settings: Callable[[], PostbackSettings], stopping: threading.Event
+        self,
+        *,
+        audit: Audit,
+        settings: Callable[[], PostbackSettings],
+        stopping: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._audit = audit
+        self._clock = clock  # due times are on this clock; the worker looks at it at least every 0.5 s
         self._settings = settings
         self._stopping = stopping
         self._condition = threading.Condition()
@@ -64,7 +70,7 @@ class PostbackQueue:
             self._thread.join(timeout_s)
 
     def put(self, postback: Postback, body: bytes, *, url: str, due: float, copies: int = 1) -> int | None:
-        """Queue `copies` deliveries of `body` at monotonic time `due`.
+        """Queue `copies` deliveries of `body` at time `due` on the queue's clock.
 
         Returns the delivery id, or None if the queue is full (the drop is logged)."""
         limit = self._settings().queue_limit
@@ -123,7 +129,7 @@ class PostbackQueue:
             if not self._heap:
                 self._condition.wait(_IDLE_WAIT_S)
                 return None
-            wait = self._heap[0][0] - time.monotonic()
+            wait = self._heap[0][0] - self._clock()
             if wait > 0:
                 self._condition.wait(min(wait, _IDLE_WAIT_S))
                 return None
@@ -156,7 +162,7 @@ class PostbackQueue:
         with self._condition:
             if delivery.generation != self._generation:
                 return False  # the queue was cleared meanwhile
-            heapq.heappush(self._heap, (time.monotonic() + after_s, next(self._order), delivery))
+            heapq.heappush(self._heap, (self._clock() + after_s, next(self._order), delivery))
             return True
 
 

@@ -24,6 +24,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
@@ -118,7 +119,14 @@ class _Active:
 class FaultPlan:
     """The active faults, in the order they were added. Thread-safe."""
 
-    def __init__(self, faults: tuple[Fault, ...] | list[Fault] = (), *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        faults: tuple[Fault, ...] | list[Fault] = (),
+        *,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock  # durations run on it
         self._lock = threading.Lock()
         self._random = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
         self._active: list[_Active] = []
@@ -126,7 +134,7 @@ class FaultPlan:
             self.add(fault)
 
     def add(self, fault: Fault) -> None:
-        expires_at = time.monotonic() + fault.duration_s if fault.duration_s is not None else None
+        expires_at = self._clock() + fault.duration_s if fault.duration_s is not None else None
         with self._lock:
             self._active.append(_Active(fault, fault.count, expires_at))
 
@@ -140,7 +148,7 @@ class FaultPlan:
 
     def pick(self, action: Action | None) -> Fault | None:
         """The fault that answers this call, if any (counting it against its `count`)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._active = [item for item in self._active if item.expires_at is None or item.expires_at > now]
             for item in self._active:
@@ -157,7 +165,7 @@ class FaultPlan:
 
     def describe(self) -> list[dict[str, Any]]:
         """The active faults as JSON, with what is left of their count and time."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             return [
                 {

@@ -11,7 +11,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -55,7 +55,7 @@ UNKNOWN_ACTION: Final = "(unknown)"
 
 @dataclass(frozen=True)
 class _Template:
-    ready_at: float  # monotonic time at which encoding ends
+    ready_at: float  # the simulator's clock at which encoding ends
     outcome: str  # N003 (ready), E002/E003 (broken)
     slides: int | None = None  # None: not known (a template the account had before), 1-8 allowed
 
@@ -113,6 +113,7 @@ class ProviderSimulator:
         first_id: int | None = None,
         log_limit: int = 100_000,
         verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
@@ -133,14 +134,17 @@ class ProviderSimulator:
         )
         self._templates: dict[str, _Template] = {}
         self._load_templates()
-        self._limiter = SlidingWindowLimiter(throughput_per_s, per_action=throughput_per_action)
-        self._interval = MinimumInterval(min_interval_s)
+        # The simulator's own time (throughput window, minimum interval, fault durations, template encoding,
+        # postback due times): monotonic seconds; a test may pass a clock it moves itself.
+        self._clock = clock
+        self._limiter = SlidingWindowLimiter(throughput_per_s, per_action=throughput_per_action, clock=clock)
+        self._interval = MinimumInterval(min_interval_s, clock=clock)
         self._quota = RequestQuota(request_quota)
         self._pacing_lock = threading.Lock()  # the three limits admit a call together or not at all
-        self._faults = FaultPlan(list(faults), seed=seed)
+        self._faults = FaultPlan(list(faults), seed=seed, clock=clock)
         self._audit = Audit(secret=api_key, limit=log_limit)
         self._queue = PostbackQueue(
-            audit=self._audit, settings=lambda: self._settings, stopping=self._stopping
+            audit=self._audit, settings=lambda: self._settings, stopping=self._stopping, clock=clock
         )
         self._server = _Server((host, port), SimulatorHandler.bound_to(self))
         self._thread: threading.Thread | None = None
@@ -262,7 +266,7 @@ class ProviderSimulator:
         ):
             raise ValueError("slides must be 1-8 or None")
         with self._lock:
-            self._templates[mms_id] = _Template(time.monotonic() + ready_in_s, outcome, slides)
+            self._templates[mms_id] = _Template(self._clock() + ready_in_s, outcome, slides)
 
     def template_state(self, mms_id: str) -> str | None:
         """ENCODING, READY, BROKEN, or None for a template the account does not have."""
@@ -270,7 +274,7 @@ class ProviderSimulator:
             template = self._templates.get(mms_id)
         if template is None:
             return None
-        if time.monotonic() < template.ready_at:
+        if self._clock() < template.ready_at:
             return TemplateState.ENCODING
         return TemplateState.READY if template.outcome == "N003" else TemplateState.BROKEN
 
@@ -479,7 +483,7 @@ class ProviderSimulator:
         settings = self._settings
         with self._lock:
             self._templates[mms_id] = _Template(
-                time.monotonic() + settings.template_delay_s, settings.template_outcome, accepted.slides
+                self._clock() + settings.template_delay_s, settings.template_outcome, accepted.slides
             )
         result = documents.template_result(
             mms_id, settings.template_outcome, audio_url=accepted.audio_url, video_url=accepted.video_url
@@ -506,7 +510,7 @@ class ProviderSimulator:
         settings = self._settings
         body = documents.render(postback, settings.dialect)
         return self._queue.put(
-            postback, body, url=url, due=time.monotonic() + delay_s, copies=settings.duplicates
+            postback, body, url=url, due=self._clock() + delay_s, copies=settings.duplicates
         )
 
     # -- inbound and raw postbacks ------------------------------------------------------------------------
@@ -586,7 +590,7 @@ class ProviderSimulator:
             raise RuntimeError("no postback URL is configured")
         postback = _describe_raw(body)
         delivery_id = self._queue.put(
-            postback, body, url=self.postback_url, due=time.monotonic(), copies=self._settings.duplicates
+            postback, body, url=self.postback_url, due=self._clock(), copies=self._settings.duplicates
         )
         return {"origin": postback.origin, "code": postback.code, "delivery_id": delivery_id}
 
