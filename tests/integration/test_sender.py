@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from local.simulator import Fault, ProviderSimulator
+from mmsbridge.media_check import MediaPreflight
 from mmsbridge.pacing import SharedLimiter
 from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
 from mmsbridge.provider_client import ProviderClient, ProviderReply
@@ -26,6 +27,7 @@ from mmsbridge.send_request import validate_save_mms
 from mmsbridge.send_store import SendLedger
 from mmsbridge.sender import Delivery, Disposition, RecordResult, Sender, SenderSettings
 from mmsbridge.state_table import StateTable
+from tests.media_hosts import loopback_preflight, make_certificates, media_host
 
 API_KEY = "sim-key-0123456789abcdef"
 TO = "17743199144"
@@ -50,6 +52,7 @@ class Harness:
     settings: SenderSettings = field(default_factory=SenderSettings)
     timeout: tuple[float, float] = (1.0, 2.0)
     api_url: str | None = None
+    media: MediaPreflight | None = None  # the media preflight's checker (default: the real policy)
     clock_offset: float = 0.0
     forgotten: int = 0
     # Each test paces on its own limiter item: its clock games stay its own.
@@ -63,7 +66,9 @@ class Harness:
             limiter=SharedLimiter(
                 self.table, 1000, clock=lambda: time.time() + self.clock_offset, key=self.pace_key
             ),
-            client=ProviderClient(self.api_url or self.simulator.api_url, timeout=self.timeout),
+            client=ProviderClient(
+                self.api_url or self.simulator.api_url, timeout=self.timeout, media=self.media
+            ),
             api_key=lambda: API_KEY,
             forget_api_key=self.forget,
             settings=settings,
@@ -740,28 +745,13 @@ def test_ledger_status_values_are_the_documented_ones():
 
 
 @pytest.fixture
-def media_server():
-    """A media host on loopback answering HEAD /<name> with the headers the test sets for that name."""
-    import http.server
-
-    answers: dict[str, tuple[int, dict[str, str]]] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:
-            status, headers = answers.get(self.path.lstrip("/"), (404, {}))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", answers
-    server.shutdown()
+def media_server(harness, tmp_path):
+    """A media host on loopback answering HEAD /<name> with the headers the test sets for that name, over
+    https with a throwaway CA that the harness's preflight trusts; 127.0.0.1 stands in for a public host."""
+    certificates = make_certificates(tmp_path, ["127.0.0.1"])
+    harness.media = loopback_preflight(certificates)
+    with media_host(certificates) as host:
+        yield f"https://127.0.0.1:{host.port}", host.answers
 
 
 def inline_mms(url: str) -> dict:
@@ -794,8 +784,8 @@ def test_preflight_passes_fetchable_media_and_refuses_the_rest(harness, table, s
     assert calls(simulator) == 1
 
 
-def test_preflight_retries_an_unreachable_media_host(harness, table, simulator):
-    request = inline_mms("http://127.0.0.1:9/photo.jpg")  # nothing listens
+def test_preflight_retries_an_unreachable_media_host(harness, table, simulator, media_server):
+    request = inline_mms("https://127.0.0.1:9/photo.jpg")  # nothing listens
     (result,) = run(harness.sender(media_preflight=True), message(request))
     assert (result.outcome, result.disposition) == ("transient_retry", Disposition.RETRY)
     assert SendLedger(table).get(request["request_id"])["status"] == "RETRY"

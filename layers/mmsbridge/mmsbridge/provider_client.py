@@ -1,4 +1,5 @@
-"""HTTP to the provider with requests: one POST per call, every outcome a ProviderResult; media preflight.
+"""HTTP to the provider with requests: one POST per call, every outcome a ProviderResult; media preflight
+through mmsbridge.media_check.
 
 The API key travels only inside the request body. It never reaches a log line or an exception: requests'
 exceptions name the URL (which holds no key) and the answer's values are scrubbed of it
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from mmsbridge.media_check import MediaPreflight, media_problem
 from mmsbridge.provider_api import (
     MAX_RESPONSE_BYTES,
     ProviderResult,
@@ -29,35 +31,7 @@ __all__ = ["ProviderClient", "ProviderReply", "check_api_url", "media_problem"]
 
 CONNECT_TIMEOUT_S: Final = 3.05
 READ_TIMEOUT_S: Final = 10.0
-PREFLIGHT_TIMEOUT_S: Final = (2.0, 3.0)
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
-# What the provider accepts as media (docs/provider-protocol.md §5.4); application/octet-stream is refused on
-# purpose.
-MEDIA_TYPES: Final = frozenset(
-    {
-        "image/gif",
-        "image/jpeg",
-        "image/jpg",
-        "image/png",
-        "audio/mpeg",
-        "audio/mp3",
-        "audio/wav",
-        "audio/x-wav",
-        "audio/wave",
-        "video/3gpp",
-        "video/mp4",
-        "video/mpeg",
-        "video/avi",
-        "video/x-msvideo",
-        "video/x-ms-wmv",
-        "text/plain",
-        "text/vcard",
-        "text/x-vcard",
-        "text/calendar",
-        "application/pdf",
-        "application/vnd.apple.pkpass",
-    }
-)
 
 
 def _is_loopback(host: str) -> bool:
@@ -105,10 +79,12 @@ class ProviderClient:
         session: requests.Session | None = None,
         *,
         timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+        media: MediaPreflight | None = None,
     ) -> None:
         self.api_url = check_api_url(api_url)
         self._session = session or requests.Session()
         self._timeout = timeout
+        self.media = media or MediaPreflight()
 
     def call(self, xml: bytes, *, api_key: str) -> ProviderReply:
         """POST one request document. Never raises for a network or protocol problem."""
@@ -141,35 +117,11 @@ class ProviderClient:
             result = parse_response(body, http_status=response.status_code, api_key=api_key)
             return ProviderReply(result, _retry_after(response.headers.get("Retry-After")))
 
-    def preflight(self, url: str) -> tuple[str, str] | None:
-        """HEAD a media URL as the provider will fetch it. None when it looks fetchable; else (kind, reason)
-        with kind "transient" (unreachable, 5xx: worth retrying) or "permanent"."""
-        try:
-            response = self._session.head(url, timeout=PREFLIGHT_TIMEOUT_S, allow_redirects=True)
-        except requests.exceptions.RequestException as error:
-            return "transient", f"unreachable ({type(error).__name__})"
-        with response:
-            return media_problem(response.status_code, response.headers)
-
-
-def media_problem(
-    status: int, headers: requests.structures.CaseInsensitiveDict | dict
-) -> tuple[str, str] | None:
-    """Pure check of a media HEAD answer (docs/provider-protocol.md §5.5): 2xx, a supported Content-Type, a
-    Content-Length."""
-    if 500 <= status <= 599:
-        return "transient", f"HTTP {status}"
-    if not 200 <= status <= 299:
-        return "permanent", f"HTTP {status}"
-    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if content_type not in MEDIA_TYPES:
-        return "permanent", f"Content-Type {content_type or '(none)'} is not a supported media type"
-    length = headers.get("Content-Length")
-    if length is None or not str(length).strip().isdigit():
-        return "permanent", "no Content-Length (the provider may refuse chunked media)"
-    if int(length) == 0:
-        return "permanent", "Content-Length is 0"
-    return None
+    def preflight(self, url: str, *, until: float | None = None) -> tuple[str, str] | None:
+        """Check a media URL as the provider will fetch it, public hosts only (mmsbridge.media_check). None
+        when it looks fetchable; else (kind, reason) with kind "transient" (worth retrying) or "permanent".
+        `until`: time.monotonic() by which the check must be done."""
+        return self.media.check(url, until=until)
 
 
 def _connection_failure(error: requests.exceptions.ConnectionError) -> TransportFailure:

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from mmsbridge.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_seconds
+from mmsbridge.media_check import BUDGET_S as MEDIA_BUDGET_S
 from mmsbridge.pacing import SharedLimiter
 from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
 from mmsbridge.provider_client import READ_TIMEOUT_S, ProviderClient, ProviderReply
@@ -46,6 +47,7 @@ __all__ = ["Delivery", "Disposition", "RecordResult", "Sender", "SenderSettings"
 
 _CALL_BUDGET_S: Final = READ_TIMEOUT_S + 5.0  # time a call may take, kept free before the deadline
 _MAX_PACING_WAIT_S: Final = 10.0
+_MIN_PREFLIGHT_S: Final = 0.25  # less left for the media preflight: the request is handed back unchecked
 # After an E113 every invocation holds its next call back this many call intervals (a Retry-After wins):
 # paced at the agreed rate, an E113 means a burst of network jitter or a lower real limit, not a flood.
 E113_PAUSE_INTERVALS: Final = 2
@@ -77,6 +79,7 @@ class SenderSettings:
     max_attempts: int = 5
     max_throttled_s: float = 6 * 3600
     media_preflight: bool = False
+    media_preflight_budget_s: float = MEDIA_BUDGET_S  # all media of one request: DNS, connect, TLS, answer
     default_country_code: str | None = None
     retention_days: int = 0
     service_id: str | None = None  # SERVICEID on every request; None leaves it out
@@ -355,7 +358,7 @@ class Sender:
                 )
                 return self._done(record, "suppressed", request_id), None
             if self.settings.media_preflight and isinstance(request, SendMMS):
-                problem = self._preflight(request)
+                problem = self._preflight(request, deadline)
                 if problem is not None:
                     return self._media_problem(record, claim, request_id, problem), None
             # Ready before the slot: the call leaves on time.
@@ -374,12 +377,19 @@ class Sender:
             raise
         return self._outcome(record, request, claim, reply)
 
-    def _preflight(self, request: SendMMS) -> tuple[str, str, str] | None:
+    def _preflight(self, request: SendMMS, deadline: float) -> tuple[str, str, str] | None:
+        """Each media URL checked as the provider will fetch it (mmsbridge.media_check), all of them within
+        one budget that ends before the time the call needs: a slow media host holds the batch up that long
+        at most. Too little time left to check: "deferred", handed back without counting an attempt."""
+        budget = min(self.settings.media_preflight_budget_s, deadline - self._clock() - _CALL_BUDGET_S)
+        if budget < _MIN_PREFLIGHT_S:
+            return "deferred", "slides", "no time left in this invocation for the media preflight"
+        until = time.monotonic() + budget
         for number, slide in enumerate(request.slides, start=1):
             for slot in ("image_url", "audio_url", "video_url"):
                 url = getattr(slide, slot, None)
                 if url:
-                    problem = self._client.preflight(url)
+                    problem = self._client.preflight(url, until=until)
                     if problem is not None:
                         return problem[0], f"slides[{number - 1}].{slot}", problem[1]
         return None
@@ -389,6 +399,9 @@ class Sender:
     ) -> RecordResult:
         kind, where, reason = problem
         now = self._now()
+        if kind == "deferred":
+            self._ledger.release(claim, now, outcome="media_preflight", detail=reason, called=False)
+            return self._hand_back(record, "deferred", "transient", request_id=request_id, reason=reason)
         failures = int(claim.ledger.get("transient_failures", 0)) + 1
         if kind == "permanent" or failures >= self.settings.max_attempts:
             self._ledger.finish(
