@@ -496,13 +496,45 @@ def test_maximum_concurrency_runs_that_many_pollers_at_once(sqs, make_queue, sta
     assert mapping.stats.snapshot()["function_errors"] == 0
 
 
-def test_stop_is_prompt_and_finishes_the_batch_in_flight(sqs, make_queue, start_mapping):
+def test_stop_is_prompt_and_finishes_the_batch_in_flight(sqs, make_queue, client_factory):
+    """Prompt by what the pollers do, not by a stopwatch: after stop() no poller begins another receive
+    (one that was starting as stop came is the most), every receive waits at most 1 s, and a batch being
+    invoked finishes and is deleted."""
+    calls: list[str] = []  # in order: each receive as it begins, and "stop"
+    waits: list[int] = []
+
+    def recording_client() -> Any:
+        client = client_factory()
+
+        def begun(params: dict, **_: Any) -> None:
+            calls.append("receive")
+            waits.append(params["WaitTimeSeconds"])
+
+        client.meta.events.register("before-parameter-build.sqs.ReceiveMessage", begun)
+        return client
+
+    def started(queue: Queue, invoke: Callable[[dict], Any]) -> SqsEventSourceMapping:
+        return SqsEventSourceMapping(
+            SqsEvent(name="Work", queue_logical_id=None, queue_name=queue.name),
+            queue_url=queue.url,
+            queue_arn=queue.arn,
+            invoke=invoke,
+            region=REGION,
+            sqs=recording_client,
+        ).start()
+
+    def stop(mapping: SqsEventSourceMapping) -> list[str]:
+        """Stop it; the receives begun after stop was asked for."""
+        mapping.signal_stop()
+        calls.append("stop")
+        assert mapping.stop(timeout=30)  # a guard against a hang, not the measure
+        assert not mapping.running
+        return calls[len(calls) - calls[::-1].index("stop") :]
+
     queue, _ = make_queue()
-    idle = start_mapping(queue, Recorder())
-    time.sleep(0.3)  # the poller is in a long poll
-    started = time.monotonic()
-    assert idle.stop(timeout=5)
-    assert time.monotonic() - started < 2.0
+    idle = started(queue, Recorder())
+    assert eventually(lambda: "receive" in calls)  # the poller is in a long poll
+    assert len(stop(idle)) <= 1
 
     busy_queue, _ = make_queue()
     invoked = threading.Event()
@@ -511,15 +543,14 @@ def test_stop_is_prompt_and_finishes_the_batch_in_flight(sqs, make_queue, start_
         invoked.set()
         time.sleep(0.8)
 
-    mapping = start_mapping(busy_queue, Recorder(slow))
+    mapping = started(busy_queue, Recorder(slow))
     send(sqs, busy_queue, "in-flight")
-    assert invoked.wait(5)
-    started = time.monotonic()
-    assert mapping.stop(timeout=5)
-    assert time.monotonic() - started < 2.0
+    assert invoked.wait(30)
+    assert stop(mapping) == []  # it was invoking: nothing polled after the batch
     assert mapping.stats.snapshot()["deleted"] == 1  # finished, then deleted
-    assert not mapping.running
     assert remaining(sqs, busy_queue) == []
+    assert waits
+    assert max(waits) <= 1  # so stop() waits out at most one second of long poll
 
 
 def test_a_disabled_mapping_does_not_poll(sqs, make_queue, start_mapping):

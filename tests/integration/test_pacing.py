@@ -62,10 +62,11 @@ def test_slots_from_concurrent_containers_never_overlap(table):
 
 def test_a_slot_too_far_away_is_not_taken(table):
     shared = key()
-    first = SharedLimiter(table, 1.0, key=shared)
+    # One call a minute: the next slot is a minute away, however long the two calls below take.
+    first = SharedLimiter(table, 1 / 60, key=shared)
     assert first.acquire(max_wait_s=5) is not None
-    second = SharedLimiter(table, 1.0, key=shared)
-    assert second.acquire(max_wait_s=0.1) is None  # the next slot is ~1 s away: hand the work back
+    second = SharedLimiter(table, 1 / 60, key=shared)
+    assert second.acquire(max_wait_s=10) is None  # hand the work back rather than wait that long
 
 
 def test_a_penalty_holds_every_container_back(table):
