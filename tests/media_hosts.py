@@ -13,6 +13,7 @@ import http.server
 import ipaddress
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class MediaHost:
 
     port: int
     answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # seconds to wait before answering for a name
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     sni: list[str | None] = field(default_factory=list)  # the server name each handshake asked for
     connections: int = 0
@@ -145,7 +147,9 @@ def media_host(certificates: Certificates) -> Iterator[MediaHost]:
 
         def do_HEAD(self) -> None:
             host.seen.append(("HEAD", self.path, self.headers.get("Host")))
-            status, headers = host.answers.get(self.path.lstrip("/"), (404, {}))
+            name = self.path.lstrip("/")
+            time.sleep(host.delays.get(name, 0.0))
+            status, headers = host.answers.get(name, (404, {}))
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

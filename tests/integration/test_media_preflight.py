@@ -493,15 +493,21 @@ def test_the_sender_sends_what_passes_and_refuses_an_unsafe_url_for_good(sending
 
 
 def test_one_budget_covers_every_url_of_a_request_and_running_out_is_a_retry(
-    sending, table, simulator, stalling_tcp
+    sending, table, simulator, host, stalling_tcp
 ):
-    url = f"https://{MEDIA_HOST}:{stalling_tcp}/ok.jpg"
-    request = two_slides(url, url.replace("ok.jpg", "ok2.jpg"))
-    sender = sending.sender(media_preflight=True, media_preflight_budget_s=0.6)
+    """The first image answers after 0.5 s of the 0.8 s budget, the second host stalls: it gets what is left,
+    so the request is done with in about 0.8 s (a budget per URL would take 1.3 s)."""
+    host.answers["slow.jpg"] = OK
+    host.delays["slow.jpg"] = 0.5
+    request = two_slides(
+        f"https://{MEDIA_HOST}:{host.port}/slow.jpg", f"https://{MEDIA_HOST}:{stalling_tcp}/ok.jpg"
+    )
+    sender = sending.sender(media_preflight=True, media_preflight_budget_s=0.8)
     (result,), took = timed(lambda: run(sender, message(request)))
     assert (result.outcome, result.disposition) == ("transient_retry", Disposition.RETRY)
-    assert "time ran out" in result.reason
-    assert took < 2.0  # one budget for both URLs, not one each (each would stall until the budget)
+    assert "time ran out during the TLS handshake" in result.reason
+    assert host.seen == [("HEAD", "/slow.jpg", f"{MEDIA_HOST}:{host.port}")]
+    assert took < 1.15
     ledger = SendLedger(table).get(request["request_id"])
     assert (ledger["status"], ledger["transient_failures"]) == ("RETRY", 1)
     assert calls(simulator) == 0
