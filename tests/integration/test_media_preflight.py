@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from local.simulator import ProviderSimulator
-from mmsbridge.media_check import MediaPreflight, globally_routable, refused_address
+from mmsbridge.media_check import MediaPreflight, refused_address, why_not_public
 from mmsbridge.send_store import SendLedger
 from mmsbridge.sender import _CALL_BUDGET_S, Disposition
 from mmsbridge.state_table import StateTable
@@ -269,7 +269,7 @@ def test_the_metadata_services_are_refused_by_name_even_when_everything_counts_a
     "address", ["8.8.8.8", "93.184.215.14", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808"]
 )
 def test_public_addresses_pass(address):
-    assert globally_routable(ipaddress.ip_address(address)) is None
+    assert why_not_public(ipaddress.ip_address(address)) is None
     assert refused_address(ipaddress.ip_address(address), env={}) is None
 
 

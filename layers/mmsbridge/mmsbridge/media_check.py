@@ -41,10 +41,10 @@ __all__ = [
     "BUDGET_S",
     "MEDIA_TYPES",
     "MediaPreflight",
-    "globally_routable",
     "media_problem",
     "refused_address",
     "system_resolve",
+    "why_not_public",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -168,7 +168,7 @@ def _ipv6_refusal(address: ipaddress.IPv6Address) -> str | None:
     return None
 
 
-def globally_routable(address: IPAddress) -> str | None:
+def why_not_public(address: IPAddress) -> str | None:
     """None for an address on the public internet; else why not (loopback, private, link-local, carrier-grade
     NAT, multicast, reserved, unspecified, and the IPv6 forms that carry such an IPv4 address).
     `ipaddress`'s is_global alone lets multicast, site-local and IPv4-compatible/NAT64 forms through."""
@@ -188,7 +188,7 @@ def _runtime_api_address(env: Mapping[str, str]) -> IPAddress | None:
 def refused_address(
     address: IPAddress,
     *,
-    routable: Callable[[IPAddress], str | None] = globally_routable,
+    routable: Callable[[IPAddress], str | None] = why_not_public,
     env: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why the preflight must not connect to `address`, or None. The metadata services and the Lambda runtime
@@ -332,7 +332,7 @@ class MediaPreflight:
     """HEAD one media URL at a time, each against the deadline its caller gives (see the module's docstring).
 
     resolve: host, port -> addresses (default `system_resolve`, run on a thread so the deadline bounds it).
-    routable: address -> None or why it is not public (default `globally_routable`).
+    routable: address -> None or why it is not public (default `why_not_public`).
     ca_bundle: the CA certificates to trust (default certifi's, as for the provider's API).
     """
 
@@ -340,7 +340,7 @@ class MediaPreflight:
         self,
         *,
         resolve: _Resolver = system_resolve,
-        routable: Callable[[IPAddress], str | None] = globally_routable,
+        routable: Callable[[IPAddress], str | None] = why_not_public,
         ca_bundle: str | None = None,
         env: Mapping[str, str] | None = None,
         budget_s: float = BUDGET_S,
