@@ -108,7 +108,7 @@ def sender(table, simulator) -> Sender:
         table=table,
         ledger=SendLedger(table),
         limiter=SharedLimiter(table, 1000, key={"pk": f"PACE#test-{uuid.uuid4().hex}", "sk": "PACE"}),
-        client=ProviderClient(simulator.api_url, timeout=(1.0, 2.0)),
+        client=ProviderClient(simulator.api_url, timeout=(1.0, 10.0)),  # a slow answer is not a lost one
         api_key=lambda: API_KEY,
         forget_api_key=lambda: None,
         settings=SenderSettings(),

@@ -50,7 +50,9 @@ class Harness:
     table: StateTable
     simulator: ProviderSimulator
     settings: SenderSettings = field(default_factory=SenderSettings)
-    timeout: tuple[float, float] = (1.0, 2.0)
+    # Connect, read: the production read timeout (10 s), so that a busy machine's slow answer is never taken
+    # for a lost one; the test of a lost answer shortens it for itself.
+    timeout: tuple[float, float] = (1.0, 10.0)
     api_url: str | None = None
     media: MediaPreflight | None = None  # the media preflight's checker (default: the real policy)
     clock_offset: float = 0.0
@@ -417,18 +419,22 @@ def test_a_suppressed_number_is_recorded_not_sent(harness, table, simulator):
 # ---- error classes --------------------------------------------------------------------------------
 
 
-def test_e113_stops_the_batch_and_everything_is_sent_once_after_the_storm(harness, simulator):
-    messages = [message(sms()) for _ in range(25)]
-    simulator.add_fault(Fault("answer", code="E113", duration_s=0.6))
-    first = run(harness.sender(), *messages[:10])
-    assert first[0].outcome == "throttled"
-    assert first[0].code == "E113"
-    assert {r.outcome for r in first[1:]} == {"deferred"}  # not called: the batch stopped
-    assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in first)
-    assert calls(simulator) == 1
-    settled = drain(harness.sender(), messages)
+def test_e113_stops_the_batch_and_everything_is_sent_once_after_the_storm(table):
+    now = [1000.0]  # the simulator's clock: the storm ends when the test says, not when a busy machine does
+    with ProviderSimulator(api_key=API_KEY, templates=["48213"], clock=lambda: now[0]) as simulator:
+        harness = Harness(table, simulator)
+        messages = [message(sms()) for _ in range(25)]
+        simulator.add_fault(Fault("answer", code="E113", duration_s=0.6))
+        first = run(harness.sender(), *messages[:10])
+        assert first[0].outcome == "throttled"
+        assert first[0].code == "E113"
+        assert {r.outcome for r in first[1:]} == {"deferred"}  # not called: the batch stopped
+        assert all(r.disposition is Disposition.RETRY and r.visibility_s >= 1 for r in first)
+        assert calls(simulator) == 1
+        now[0] += 0.6  # the storm is over
+        settled = drain(harness.sender(), messages)
+        stats = simulator.stats()
     assert {r.outcome for r in settled.values()} == {"accepted"}
-    stats = simulator.stats()
     assert stats["accepted_sends"] == 25
     assert stats["duplicates"] == 0
 
@@ -656,6 +662,7 @@ def test_permanent_and_unknown_codes_are_recorded_and_not_retried(harness, table
     ],
 )
 def test_an_unknown_outcome_is_recorded_not_resent_at_most_once(harness, table, simulator, fault):
+    harness.timeout = (1.0, 1.0)  # the delayed answer comes 3 s late: always after the client gave up
     simulator.add_fault(fault.__class__(**{**fault.__dict__, "count": 1}))
     request = sms()
     results = run(harness.sender(), message(request), message(sms()))
