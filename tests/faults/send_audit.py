@@ -4,11 +4,12 @@ provider simulator on loopback; and the audit of what became of every send reque
 The rig is the local stack's send half, wired from template.yaml and samconfig.toml [local] with parameter
 overrides (ProviderApiUrl, SendThroughputPerSecond, SendDelivery, ...), so the handler reads the environment
 the template gives it. Some settings are shortened so that a scenario takes seconds, not minutes: the
-provider client's read timeout (1 s instead of 10), the sender's call budget with it, and the function's
-timeout (5 s instead of 30), which bounds an attempt's lease (the deadline plus 5 s): a dead attempt is found
-by the next delivery within about 10 s. And the limiter's tolerance for a slot used late goes from 5 ms (at
-high rates) to 250 ms, above the local store's write latency: else, at a high rate, every slot is late by the
-time its write returns, and each call reserves one four times over.
+provider client's read timeout (3 s instead of 10: a busy machine's slowest genuine answer stays well inside
+it), the sender's call budget with it, and the function's timeout (5 s instead of 30), which bounds an
+attempt's lease (the deadline plus 5 s): a dead attempt is found by the next delivery within about 10 s. And
+the limiter's tolerance for a slot used late goes from 5 ms (at high rates) to 250 ms, above the local
+store's write latency: else, at a high rate, every slot is late by the time its write returns, and each call
+reserves one four times over.
 
 The audit reads each request's ledger, the outbound records, the send DLQ and the simulator's own log, and
 accounts for every request: in a final ledger status, or dead-lettered with its reason, or lost. The
@@ -43,7 +44,7 @@ from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
 from tests.faults.postback_audit import queue_depth
 from tests.waiting import eventually
 
-CLIENT_TIMEOUT_S = (1.0, 1.0)  # connect, read
+CLIENT_TIMEOUT_S = (1.0, 3.0)  # connect, read
 CALL_BUDGET_S = CLIENT_TIMEOUT_S[1] + 0.5  # time kept free for a call before the deadline
 FUNCTION_TIMEOUT_S = 5.0
 LATE_SLOT_S = 0.25  # moto answers in tens of milliseconds on a busy laptop

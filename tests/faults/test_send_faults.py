@@ -99,8 +99,9 @@ OUTCOME_UNKNOWN_FAULTS = {
         {"http_error:502": ("http_5xx", False), "http_error:503": ("http_5xx", True)},
     ),
     "timeout": (
-        [Fault("delay", delay_s=2.5, rate=0.03), Fault("drop", rate=0.03, accept=True)],
-        {"delay:2.5s": ("read_timeout", True), "drop": ("connection_lost", True)},
+        # The delayed answer comes twice the client's read timeout late: always after it gave up.
+        [Fault("delay", delay_s=6.0, rate=0.03), Fault("drop", rate=0.03, accept=True)],
+        {"delay:6s": ("read_timeout", True), "drop": ("connection_lost", True)},
     ),
     "malformed-xml": (
         [
@@ -114,7 +115,7 @@ OUTCOME_UNKNOWN_FAULTS = {
 
 @pytest.mark.parametrize("name", list(OUTCOME_UNKNOWN_FAULTS))
 def test_at_most_once_a_call_with_an_unknown_outcome_is_never_resent(send_path, name):
-    """HTTP 5xx, a read timeout (the answer 2.5 s late, the client waits 1 s), a dropped connection, broken
+    """HTTP 5xx, a read timeout (the answer 6 s late, the client waits 3 s), a dropped connection, broken
     XML: the provider may have sent the message, so the request ends OUTCOME_UNKNOWN and is never called
     again, whether the provider did process it (accepted once) or not; every other request is SENT."""
     faults, expected = OUTCOME_UNKNOWN_FAULTS[name]
