@@ -305,7 +305,7 @@ class _PinnedConnection(http.client.HTTPSConnection):
             raw.close()
             raise
         try:
-            tls.until = self._until  # type: ignore[attr-defined]
+            tls.until = self._until
             tls.settimeout(_left(self._until))
             tls.do_handshake()  # one deadline for the whole handshake
         except BaseException:
