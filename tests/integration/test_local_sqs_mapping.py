@@ -255,22 +255,33 @@ def test_batch_size_is_respected_across_receives_and_all_is_deleted(sqs, make_qu
     assert remaining(sqs, queue) == []
 
 
+def in_flight(sqs, queue: Queue) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
 def test_batching_window_groups_messages_sent_apart(sqs, make_queue, start_mapping):
+    # "Late" goes out once "early" is held (received, waiting for its window), not after a fixed sleep: the
+    # test does not depend on how fast a busy machine sends it, within a window of a few seconds.
+    window = 3
     windowed, _ = make_queue()
     unwindowed, _ = make_queue()
     grouped, single = Recorder(), Recorder()
-    start_mapping(windowed, grouped, maximum_batching_window_s=1)
+    start_mapping(windowed, grouped, maximum_batching_window_s=window)
     start_mapping(unwindowed, single, maximum_batching_window_s=0)
     first_sent = time.monotonic()
     send(sqs, windowed, "early")
     send(sqs, unwindowed, "early")
-    time.sleep(0.4)
+    assert eventually(lambda: in_flight(sqs, windowed) == 1)  # received: its window is running
+    assert eventually(lambda: len(single.events) == 1)  # window 0: invoked with what one receive returned
     send(sqs, windowed, "late")
     send(sqs, unwindowed, "late")
-    assert eventually(lambda: len(grouped.events) == 1 and len(single.events) == 2)
+    assert eventually(lambda: len(grouped.events) == 1 and len(single.events) == 2, timeout=window + 6)
     assert grouped.batches == [["early", "late"]]
-    assert grouped.times[0] - first_sent >= 0.9  # the window ran from the first record
-    assert single.batches == [["early"], ["late"]]  # window 0: what one receive returned
+    assert grouped.times[0] - first_sent >= window - 0.1  # the window ran from the first record
+    assert single.batches == [["early"], ["late"]]
 
 
 # ---- deleting, retrying, redriving -----------------------------------------------------------
