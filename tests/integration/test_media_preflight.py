@@ -332,107 +332,114 @@ def test_a_certificate_for_another_name_is_refused(preflight, host):
 # ---- the budget ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stalling_tcp() -> Iterator[int]:
-    """Accepts connections and says nothing: a TLS handshake never completes."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+HOLD_S = (
+    20.0  # how long the slow servers keep going: far beyond any budget here, so only the budget stops a check
+)
 
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
+
+class SlowServer:
+    """A loopback server for one slowness: `stall` accepts and says nothing, so a TLS handshake never ends;
+    `drip` completes the handshake, reads the request, then sends its answer a byte every 0.1 s. Either way it
+    gives up after HOLD_S and counts that in `gave_up`: a check that came back while `gave_up` is still 0 was
+    stopped by its own deadline, not by the server."""
+
+    def __init__(self, mode: str, context: ssl.SSLContext | None = None) -> None:
+        self.mode = mode
+        self.context = context
+        self.gave_up = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                raw, _ = self.listener.accept()
             except TimeoutError:
                 continue
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
-
-
-@pytest.fixture
-def dripping_tls(certificates) -> Iterator[int]:
-    """Completes the handshake, reads the request, then sends its answer one byte every 0.1 s for at most
-    5 s: every single read is quick, the answer never ends."""
-    context = server_context(certificates)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve(raw: socket.socket) -> None:
-        raw.settimeout(5)
+    def _serve(self, raw: socket.socket) -> None:
+        until = time.monotonic() + HOLD_S
+        raw.settimeout(HOLD_S)
         try:
-            with context.wrap_socket(raw, server_side=True) as tls:
-                tls.recv(4096)
-                tls.sendall(b"HTTP/1.1 200 OK\r\n")
-                until = time.monotonic() + 5
-                while not stop.is_set() and time.monotonic() < until:
-                    tls.sendall(b"X")
-                    time.sleep(0.1)
+            if self.mode == "stall":
+                self.stop.wait(HOLD_S)
+            else:
+                assert self.context is not None
+                with self.context.wrap_socket(raw, server_side=True) as tls:
+                    tls.recv(4096)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\n")
+                    while not self.stop.is_set() and time.monotonic() < until:
+                        tls.sendall(b"X")
+                        self.stop.wait(0.1)
         except (OSError, ssl.SSLError):
             pass
+        finally:
+            if not self.stop.is_set():
+                self.gave_up += 1
+            raw.close()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                raw, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=serve, args=(raw,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.listener.close()
 
 
-def timed(check: Callable[[], object]) -> tuple[object, float]:
-    started = time.monotonic()
-    outcome = check()
-    return outcome, time.monotonic() - started
+@pytest.fixture
+def stalling() -> Iterator[SlowServer]:
+    server = SlowServer("stall")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dripping(certificates) -> Iterator[SlowServer]:
+    server = SlowServer("drip", server_context(certificates))
+    yield server
+    server.close()
 
 
 def test_a_slow_resolver_runs_into_the_budget(certificates):
+    """The resolver is still busy when the check comes back, at its deadline."""
+    release = threading.Event()
+
     def slow(host: str, port: int) -> list[str]:
-        time.sleep(3)
+        release.wait(HOLD_S)
         return ["127.0.0.1"]
 
     checker = MediaPreflight(resolve=slow, routable=loopback_as_public, ca_bundle=str(certificates.ca))
-    (kind, reason), took = timed(
-        lambda: checker.check(f"https://{MEDIA_HOST}/ok.jpg", until=time.monotonic() + 0.4)
-    )
-    assert kind == "transient"
-    assert "time ran out resolving" in reason
-    assert took < 1.0
+    until = time.monotonic() + 0.3
+    try:
+        kind, reason = checker.check(f"https://{MEDIA_HOST}/ok.jpg", until=until)
+        still_resolving = not release.is_set()
+        assert time.monotonic() >= until - 0.05  # it waited for its deadline, no shorter timeout
+    finally:
+        release.set()
+    assert (kind, reason) == ("transient", "the media preflight's time ran out resolving the host")
+    assert still_resolving
 
 
-def test_a_host_that_stalls_the_handshake_runs_into_the_budget(preflight, stalling_tcp):
-    url = f"https://{MEDIA_HOST}:{stalling_tcp}/ok.jpg"
-    (kind, reason), took = timed(lambda: preflight.check(url, until=time.monotonic() + 0.5))
-    assert kind == "transient"
-    assert "time ran out during the TLS handshake" in reason
-    assert 0.4 < took < 1.2
+def test_a_host_that_stalls_the_handshake_runs_into_the_budget(preflight, stalling):
+    until = time.monotonic() + 0.3
+    kind, reason = preflight.check(f"https://{MEDIA_HOST}:{stalling.port}/ok.jpg", until=until)
+    assert time.monotonic() >= until - 0.05  # it waited for its deadline, no shorter timeout
+    assert (kind, reason) == ("transient", "the media preflight's time ran out during the TLS handshake")
+    assert stalling.gave_up == 0
 
 
-def test_a_host_that_drips_its_answer_runs_into_the_budget(preflight, dripping_tls):
-    url = f"https://{MEDIA_HOST}:{dripping_tls}/ok.jpg"
-    (kind, reason), took = timed(lambda: preflight.check(url, until=time.monotonic() + 0.6))
-    assert kind == "transient"
-    assert "time ran out during the answer" in reason
-    assert 0.5 < took < 1.3
+def test_a_host_that_drips_its_answer_runs_into_the_budget(preflight, dripping):
+    """Every read is quick, the answer never ends: only the deadline over all reads stops the check."""
+    until = time.monotonic() + 0.5
+    kind, reason = preflight.check(f"https://{MEDIA_HOST}:{dripping.port}/ok.jpg", until=until)
+    assert time.monotonic() >= until - 0.05  # it waited for its deadline, no shorter timeout
+    assert (kind, reason) == ("transient", "the media preflight's time ran out during the answer")
+    assert dripping.gave_up == 0
 
 
 def test_a_deadline_already_past_contacts_nobody(preflight, host, dns, connections):
@@ -492,25 +499,59 @@ def test_the_sender_sends_what_passes_and_refuses_an_unsafe_url_for_good(sending
     assert calls(simulator) == 1
 
 
+class Recording(MediaPreflight):
+    """The preflight, keeping the deadline each check was given."""
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)
+        self.untils: list[float | None] = []
+
+    def check(self, url: str, *, until: float | None = None) -> tuple[str, str] | None:
+        self.untils.append(until)
+        return super().check(url, until=until)
+
+
+@pytest.fixture
+def recording(certificates) -> Recording:
+    return Recording(routable=loopback_as_public, ca_bundle=str(certificates.ca))
+
+
 def test_one_budget_covers_every_url_of_a_request_and_running_out_is_a_retry(
-    sending, table, simulator, host, stalling_tcp
+    table, simulator, preflight, recording, host, stalling
 ):
-    """The first image answers after 0.5 s of the 0.8 s budget, the second host stalls: it gets what is left,
-    so the request is done with in about 0.8 s (a budget per URL would take 1.3 s)."""
-    host.answers["slow.jpg"] = OK
-    host.delays["slow.jpg"] = 0.5
+    """The first image answers, the second host stalls: both checks end at the same deadline, one budget
+    after the request came up, and running out hands the request back."""
     request = two_slides(
-        f"https://{MEDIA_HOST}:{host.port}/slow.jpg", f"https://{MEDIA_HOST}:{stalling_tcp}/ok.jpg"
+        f"https://{MEDIA_HOST}:{host.port}/ok.jpg", f"https://{MEDIA_HOST}:{stalling.port}/ok.jpg"
     )
-    sender = sending.sender(media_preflight=True, media_preflight_budget_s=0.8)
-    (result,), took = timed(lambda: run(sender, message(request)))
+    sender = Harness(table, simulator, media=recording).sender(
+        media_preflight=True, media_preflight_budget_s=0.5
+    )
+    before = time.monotonic()
+    (result,) = run(sender, message(request))
     assert (result.outcome, result.disposition) == ("transient_retry", Disposition.RETRY)
-    assert "time ran out during the TLS handshake" in result.reason
-    assert host.seen == [("HEAD", "/slow.jpg", f"{MEDIA_HOST}:{host.port}")]
-    assert took < 1.15
+    assert result.reason == "the media preflight's time ran out during the TLS handshake"
+    assert host.seen == [("HEAD", "/ok.jpg", f"{MEDIA_HOST}:{host.port}")]
+    first, second = recording.untils
+    assert first == second
+    assert first > before
+    assert stalling.gave_up == 0
     ledger = SendLedger(table).get(request["request_id"])
     assert (ledger["status"], ledger["transient_failures"]) == ("RETRY", 1)
     assert calls(simulator) == 0
+
+
+def test_the_budget_ends_before_the_time_the_call_needs(table, simulator, preflight, recording, host):
+    """Three seconds before the call's reserved time: the preflight gets those three, not its 5 s."""
+    request = inline_mms(f"https://{MEDIA_HOST}:{host.port}/ok.jpg")
+    sender = Harness(table, simulator, media=recording).sender(media_preflight=True)
+    before, now = time.monotonic(), time.time()
+    report = sender.send_batch([message(request).record()], deadline=now + _CALL_BUDGET_S + 3.0)
+    assert report.results[0].outcome == "accepted"
+    (until,) = recording.untils
+    # `before` and `now` are read together, and so are the sender's clock and its monotonic reading: the
+    # time the claim took cancels out.
+    assert before < until <= before + 3.0 + 0.5
 
 
 def test_without_time_left_for_the_preflight_the_request_waits_unchecked(sending, table, simulator, host):
