@@ -71,6 +71,7 @@ class Disposition(StrEnum):
 class Backoff:
     base_s: float
     cap_s: float
+    floor_s: float = 1.0  # the least a record waits, whatever the jitter draws
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class SenderSettings:
     poison_errors: int = 5  # a message that met an unexpected error this many times: to the DLQ
     throttled: Backoff = Backoff(1.0, 300.0)
     transient: Backoff = Backoff(2.0, 300.0)
-    account: Backoff = Backoff(30.0, 900.0)
+    account: Backoff = Backoff(30.0, 900.0, floor_s=30.0)  # an account problem is not fixed in seconds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SenderSettings:
@@ -267,7 +268,11 @@ class Sender:
             visibility = min(SQS_MAX_VISIBILITY_TIMEOUT, max(1, math.ceil(retry_after_s)))
         else:
             visibility = visibility_timeout_seconds(
-                record.receive_count, base=policy.base_s, cap=policy.cap_s, rng=self._rng, minimum=1
+                record.receive_count,
+                base=policy.base_s,
+                cap=policy.cap_s,
+                rng=self._rng,
+                minimum=max(1, math.ceil(policy.floor_s)),
             )
         return RecordResult(
             record.message_id,
