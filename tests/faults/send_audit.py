@@ -23,6 +23,7 @@ import contextlib
 import json
 import random
 import re
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from local.template import LocalStack
 from mmsbridge import aws, pacing, provider_client
 from mmsbridge import sender as sender_module
 from mmsbridge.provider_client import ProviderClient, ProviderReply
-from mmsbridge.send_ledger import FINAL, ledger_key
+from mmsbridge.send_ledger import FINAL, LEDGER_SK, ledger_key
 from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
 from tests.faults.postback_audit import queue_depth
 from tests.waiting import eventually
@@ -416,3 +417,100 @@ def audit(rig: SendRig, requests: list[dict[str, Any]]) -> Audit:
         elif status in ("FAILED", "REJECTED", "SUPPRESSED") and result.accepted[request_id]:
             result.problems.append(f"{request_id}: {status}, yet the provider accepted it")
     return result
+
+
+# ------------------------------------------------------------------------------ writes that failed
+
+INJECTED_MESSAGE = "injected fault"  # the message of every error local.faults makes up
+_WRITES = ("PutItem", "UpdateItem", "BatchWriteItem")
+
+
+@dataclass
+class FailedWrites:
+    """The sender's state-table writes that failed for good in a scenario: the error reached the sender after
+    botocore's retries (every attempt met an injected fault, or the call raised). Recorded on each DynamoDB
+    client through botocore's event hooks, with the write's own parameters, so each failure says where it
+    was: a ledger put that would have written SENDING is a claim; any other ledger put ends an attempt after
+    its claim (the outcome after the provider call, a hand-back, the orphan's OUTCOME_UNKNOWN); the rest are
+    the limiter, error counts and outbound records."""
+
+    claims: Counter[str] = field(default_factory=Counter)  # request_id -> claims that failed
+    # request_id -> (status not written, "injected" or "raised": a call that raised may have been applied)
+    endings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    other: Counter[str] = field(default_factory=Counter)  # "UpdateItem PACE", "BatchWriteItem MSG", ...
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    _CONTEXT_KEY = "mmsbridge_failed_writes_params"
+
+    @contextlib.contextmanager
+    def watching(self, client: Any) -> Iterator[None]:
+        """Record `client`'s failed writes while active."""
+        unique = f"failed-writes-{uuid.uuid4().hex}"
+        events = client.meta.events
+        hooks = []
+        for operation in _WRITES:
+            hooks += [
+                (f"before-parameter-build.dynamodb.{operation}", self._remember),
+                (f"after-call.dynamodb.{operation}", self._answered),
+                (f"after-call-error.dynamodb.{operation}", self._raised),
+            ]
+        for number, (event, hook) in enumerate(hooks):
+            events.register(event, hook, unique_id=f"{unique}-{number}")
+        try:
+            yield
+        finally:
+            for number, (event, _) in enumerate(hooks):
+                events.unregister(event, unique_id=f"{unique}-{number}")
+
+    def _remember(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        context[self._CONTEXT_KEY] = (model.name, params)
+
+    def _answered(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if http_response.status_code >= 300 and parsed.get("Error", {}).get("Message") == INJECTED_MESSAGE:
+            self._record(*context.get(self._CONTEXT_KEY, ("?", {})), how="injected")
+
+    def _raised(self, context: dict[str, Any], **_: Any) -> None:
+        """The call raised (a connection error, a timeout after botocore's retries): it failed too, though a
+        write that timed out may have been applied."""
+        self._record(*context.get(self._CONTEXT_KEY, ("?", {})), how="raised")
+
+    def _record(self, operation: str, params: dict[str, Any], *, how: str) -> None:
+        item = from_dynamo(params["Item"]) if operation == "PutItem" and "Item" in params else None
+        with self._lock:
+            if (
+                item is not None
+                and str(item.get("pk", "")).startswith("REQ#")
+                and item.get("sk") == LEDGER_SK
+            ):
+                request_id = str(item["pk"]).removeprefix("REQ#")
+                if item.get("status") == "SENDING":
+                    self.claims[request_id] += 1
+                else:
+                    self.endings.setdefault(request_id, []).append((str(item.get("status")), how))
+                return
+            key = item or from_dynamo(params.get("Key") or {})
+            prefix = str(key.get("pk", "")).split("#")[0] if key else ""
+            self.other[f"{operation} {prefix}".strip()] += 1
+
+    def after_claim(self, *, injected_only: bool = False) -> set[str]:
+        """The requests whose ledger write after a successful claim failed: each may be left SENDING, to be
+        found by a later delivery once its lease is over and, at most once, recorded OUTCOME_UNKNOWN.
+        `injected_only`: those whose write certainly was not applied (an injected fault on every attempt)."""
+        with self._lock:
+            return {
+                request_id
+                for request_id, failures in self.endings.items()
+                if not injected_only or any(how == "injected" for _, how in failures)
+            }
+
+    def line(self) -> str:
+        with self._lock:
+            return (
+                f"failed writes: claims={sum(self.claims.values())} ({len(self.claims)} requests) "
+                f"after the claim={sum(map(len, self.endings.values()))} ({len(self.endings)} requests) "
+                f"other={dict(self.other)}"
+            )
+
+    __str__ = line

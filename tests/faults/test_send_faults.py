@@ -27,6 +27,7 @@ from local.sqs_mapping import RECEIVE_WAIT_S
 from mmsbridge.send_store import SendLedger
 from tests.faults.send_audit import (
     Audit,
+    FailedWrites,
     ProviderReply,
     SendRig,
     audit,
@@ -180,13 +181,22 @@ def test_dynamodb_throttling_and_errors_on_the_senders_writes_lose_nothing_and_s
     records) is throttled or fails. botocore retries them (standard mode, 3 attempts); what still fails fails
     the record: it is handed back, or at most once ends OUTCOME_UNKNOWN when the failed write came after the
     provider call (found once the attempt's lease is over), or goes to the DLQ with the error as its reason at
-    its 5th error. Never called twice, never lost."""
+    its 5th error. Never called twice, never lost.
+
+    The unknown ones are bounded by the faults themselves: each write that failed for good is recorded with
+    its parameters, and a request may end OUTCOME_UNKNOWN only if a ledger write of its after the claim
+    failed (the outcome after the call, or the hand-back of an attempt that stopped before it: either leaves
+    the ledger SENDING until its lease runs out). A request whose claim failed was never claimed: it is
+    handed back and sent later, never unknown. And every request left SENDING is found: it ends unknown (or,
+    at its fifth error, in the DLQ)."""
     rig = send_path.scenario(seed=5)
     seeds = iter(range(5000, 6000))
     injected: list[boto_faults.FaultStats] = []
+    failed = FailedWrites()
     with contextlib.ExitStack() as faults:
 
         def inject(client) -> None:
+            faults.enter_context(failed.watching(client))
             for operation in ("PutItem", "UpdateItem", "BatchWriteItem"):
                 for fault in DYNAMODB_FAULTS:
                     stats = boto_faults.inject(client, operation, seed=next(seeds), **fault)
@@ -194,6 +204,7 @@ def test_dynamodb_throttling_and_errors_on_the_senders_writes_lose_nothing_and_s
 
         rig.on_dynamodb_clients(inject)
         result = run(rig, "ddb", seed=5, timeout=45)
+    print(failed)
 
     assert_accounted(result, statuses={"ACCEPTED", "OUTCOME_UNKNOWN"}, dead_letter="last error")
     assert sum(s.injected for s in injected) > 0, f"{result}; no fault was injected"
@@ -201,7 +212,19 @@ def test_dynamodb_throttling_and_errors_on_the_senders_writes_lose_nothing_and_s
     assert result.mapping["failures_reported"] > 0, f"{result}; no error reached the sender"
     called_twice = {r: n for r, n in result.calls.items() if n > 1}
     assert not called_twice, f"{result}; {called_twice}"
-    for request_id in result.with_status("OUTCOME_UNKNOWN"):
+    unknown = set(result.with_status("OUTCOME_UNKNOWN"))
+    after_claim = failed.after_claim()
+    assert unknown <= after_claim, (
+        f"{result}; {failed}; OUTCOME_UNKNOWN with no failed ledger write after its claim: "
+        f"{sorted(unknown - after_claim)[:5]} (failed claims only: "
+        f"{sorted((unknown - after_claim) & set(failed.claims))[:5]})"
+    )
+    left_sending = failed.after_claim(injected_only=True)
+    assert left_sending - unknown <= set(result.dead_lettered), (
+        f"{result}; {failed}; left SENDING by a failed write, yet not unknown: "
+        f"{[(r, result.status[r], failed.endings[r]) for r in sorted(left_sending - unknown)[:5]]}"
+    )
+    for request_id in unknown:
         outcomes = [entry.get("outcome") for entry in result.ledgers[request_id].get("attempt_log", [])]
         assert outcomes[-1] == "orphaned", f"{result}; {request_id}: {outcomes}"
 
