@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local.template import load_stack, load_template
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # ---- the limiter -----------------------------------------------------------------------------------
 
 
+@settings(deadline=None)  # hypothesis's default 200 ms per example is a stopwatch a loaded machine can beat
 @given(
     rate=st.floats(min_value=0.1, max_value=1000),
     now=st.floats(min_value=0, max_value=1e9),
