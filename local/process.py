@@ -74,7 +74,7 @@ class StackProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout_s: float = 20.0) -> None:
+    def stop(self, timeout_s: float = 60.0) -> None:
         """Ctrl-C, as a terminal sends it (to the whole process group); killed if it has not stopped within
         `timeout_s`."""
         if self.process is not None and self.process.poll() is None:
