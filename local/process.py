@@ -57,6 +57,7 @@ class StackProcess:
                 *self._extra_args,
             ],
             cwd=ROOT,
+            stdin=subprocess.DEVNULL,  # nothing to read; never the caller's (a test worker's channel)
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self._env, "PYTHONUNBUFFERED": "1"},
