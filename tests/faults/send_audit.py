@@ -224,8 +224,8 @@ def send_rig(
 
     real_client = aws.client
 
-    def client(service: str, config: Any = aws.FAST) -> Any:
-        made = real_client(service, config)
+    def client(service: str, config: Any = aws.FAST, **options: Any) -> Any:
+        made = real_client(service, config, **options)
         if service == "dynamodb":
             hooks.dynamodb_clients.append(made)
             for hook in list(hooks.dynamodb):
