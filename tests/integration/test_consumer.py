@@ -17,7 +17,6 @@ from botocore.awsrequest import AWSResponse
 from local import faults
 from local import stack as local_stack
 from local.faults import StaticBody
-from local.runtime import patched_environ
 from mmsbridge import envelope
 from mmsbridge.consumer import consume
 from mmsbridge.send_ledger import outbound_items
@@ -36,11 +35,6 @@ def table(aws_stack, aws_clients):
 @pytest.fixture(scope="module")
 def consumer(moto_server, aws_stack):
     function = local_stack.load_functions(aws_stack, moto_server.endpoint_url)["ConsumerFunction"]
-    # Its archive client is made on first use, when the import's environment is gone: made now, under the
-    # function's environment (moto), as Lambda's process-wide environment would have it. Otherwise a body
-    # read by its key goes to the real S3 endpoint.
-    with patched_environ(function.environment):
-        function.module.ARCHIVE._s3.meta  # noqa: B018
     return function
 
 

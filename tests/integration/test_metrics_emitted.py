@@ -174,10 +174,6 @@ def consumer(moto_server, aws_stack):
     function = local_stack.function_for(
         aws_stack, "ConsumerFunction", moto_server.endpoint_url, name_suffix="Metrics", max_containers=1
     )
-    # Its archive client is made on first use, when the import's environment is gone: made now, under the
-    # function's environment (moto), as Lambda's process-wide environment would have it.
-    with patched_environ(function.environment):
-        function.module.ARCHIVE._s3.meta  # noqa: B018
     return function
 
 
