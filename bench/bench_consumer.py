@@ -34,9 +34,9 @@ from boto3.dynamodb.types import TypeSerializer
 
 from bench.common import ROOT, cold_environment, fresh_interpreter, local_aws
 from local import stack as local_stack
-from mmsbridge import envelope
-from mmsbridge.postback import parse_postback
-from mmsbridge.state_writes import Received, plan_batch
+from mmsbridge.core import envelope
+from mmsbridge.postbacks.planner import Received, plan_batch
+from mmsbridge.postbacks.reader import parse_postback
 
 SAMPLES = ROOT / "tests" / "fixtures" / "provider" / "postbacks"
 serializer = TypeSerializer()

@@ -35,7 +35,7 @@ from bench.common import ROOT, percentile
 from local.process import StackProcess
 from local.runtime import patched_environ
 from local.stack import aws_environment
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 
 SAMPLES = ROOT / "tests" / "fixtures" / "provider" / "postbacks"
 TRACKING = re.compile(rb"<TRACKINGID>[^<]*</TRACKINGID>")

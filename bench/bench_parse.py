@@ -32,7 +32,7 @@ RECEIVED_AT = datetime(2024, 3, 14, 15, 0, tzinfo=UTC)
 def _parser() -> Callable[..., object]:
     """parse_postback from PYTHONPATH, or else from the layer in this checkout (as `make bench` runs it)."""
     sys.path.append(str(ROOT / "layers" / "mmsbridge"))
-    from mmsbridge.postback import parse_postback
+    from mmsbridge.postbacks.reader import parse_postback
 
     return parse_postback
 

@@ -47,9 +47,9 @@ from local.runtime import patched_environ
 from local.simulator import DEFAULT_API_PATH
 from local.simulator.__main__ import API_KEY_VARIABLE
 from local.sqs_mapping import mappings_from_stack
-from mmsbridge.pacing import SharedLimiter
-from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import SharedLimiter
 
 
 @contextmanager

@@ -23,9 +23,11 @@ from typing import Final
 
 from defusedxml.ElementTree import fromstring
 
-from mmsbridge.postback import REASONS, Postback, PostbackError, parse_postback
-from mmsbridge.provider_api import ProviderResult, build_request_xml, parse_response
-from mmsbridge.send_request import (
+from mmsbridge.aws.state_table import to_dynamo
+from mmsbridge.postbacks.planner import Received, plan_batch
+from mmsbridge.postbacks.reader import REASONS, Postback, PostbackError, parse_postback
+from mmsbridge.sending.provider_xml import ProviderResult, build_request_xml, parse_response
+from mmsbridge.sending.request import (
     InvalidSendRequest,
     SaveMMS,
     SendMMS,
@@ -35,8 +37,6 @@ from mmsbridge.send_request import (
     validate_save_mms,
     validate_send_request,
 )
-from mmsbridge.state_table import to_dynamo
-from mmsbridge.state_writes import Received, plan_batch
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The provider fixtures in the repository, the folder tests/conftest.py's SAMPLES names.

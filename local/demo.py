@@ -27,9 +27,9 @@ import boto3
 
 from local import stack as local_stack
 from local.runtime import patched_environ
-from mmsbridge.send_ledger import FINAL, SendStatus
-from mmsbridge.state_table import StateTable
-from mmsbridge.states import MessageState
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.states import MessageState
+from mmsbridge.sending.ledger import FINAL, SendStatus
 from ops import cli as ops_cli
 from ops import render, sends
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from mmsbridge.numbers import InvalidNumber
-from mmsbridge.reconcile import Candidate
-from mmsbridge.reconcile_store import Reconciler
-from mmsbridge.send_ledger import SendStatus
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.phone_numbers import InvalidNumber
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import SendStatus
+from mmsbridge.sending.reconcile import Candidate
+from mmsbridge.sending.reconcile_store import Reconciler
 from ops import (
     conflicts,
     markers,

@@ -1,12 +1,12 @@
 """Conflicting duplicates as the operator sees them: bodies that reused a request's request_id with different
-content, never sent (mmsbridge.send_conflicts)."""
+content, never sent (mmsbridge.sending.conflicts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mmsbridge.send_conflicts import CONFLICTS_SK, KEEP
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.conflicts import CONFLICTS_SK, KEEP
 from ops import render, reports
 
 MAX_WIDTH = 200

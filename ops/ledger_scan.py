@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmsbridge.send_ledger import LEDGER_SK
-from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.sending.ledger import LEDGER_SK
 
 DEFAULT_BUDGET = 50_000  # items evaluated (a few seconds, about 10-20k read units for 1-2 KB items)
 _PAGE = 1_000

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmsbridge.state_table import StateTable, to_dynamo
-from mmsbridge.states import MessageState
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.core.states import MessageState
 
 _MESSAGE = "MSG#"
 

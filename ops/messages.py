@@ -2,7 +2,8 @@
 sender (FROM) and the request it is linked to, if any.
 
 The index holds one item per MMS_MT/SMS_MT delivery report and the sender's outbound record
-(mmsbridge.state_writes, mmsbridge.send_ledger); a message is read whole (one Query of its MSG# partition).
+(mmsbridge.postbacks.planner, mmsbridge.sending.ledger); a message is read whole (one Query of its MSG#
+partition).
 Messages stored before the index existed join it when `ops replay` applies their postbacks again.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mmsbridge.reconcile import outbound_message
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import UNDATED, iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.table_model import UNDATED
+from mmsbridge.core.times import iso
+from mmsbridge.sending.reconcile import outbound_message
 from ops import reports
 
 _AFTER_ALL = "~"

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from mmsbridge.send_ledger import SendStatus
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import SendStatus
 from ops import ledger_scan, output, reports, request_table
 from ops.resources import Resources
 

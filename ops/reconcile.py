@@ -1,8 +1,8 @@
 """Reconciliation as the operator sees it: an OUTCOME_UNKNOWN request's likely message and why it is (or is
 not) linked, a reconciled request's record, and `reconcile` on demand.
 
-The rules are mmsbridge.reconcile's (the planner) and the reads and the conditional link
-mmsbridge.reconcile_store's; the hourly stale function runs the same reconciliation.
+The rules are mmsbridge.sending.reconcile's (the planner) and the reads and the conditional link
+mmsbridge.sending.reconcile_store's; the hourly stale function runs the same reconciliation.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from mmsbridge.reconcile_store import Reconciler, RunResult, unknown_requests
-from mmsbridge.send_ledger import LEDGER_SK, SendStatus
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import LEDGER_SK, SendStatus
+from mmsbridge.sending.reconcile_store import Reconciler, RunResult, unknown_requests
 from ops import render, reports
 
 BY = "ops reconcile"

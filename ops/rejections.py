@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmsbridge.send_ledger import SendStatus, rejected_id_pk
-from mmsbridge.send_request import InvalidSendRequest, parse_send_request_json
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger import SendStatus, rejected_id_pk
+from mmsbridge.sending.request import InvalidSendRequest, parse_send_request_json
 from ops import render
 
 ADDRESSING = ("action", "to", "from")

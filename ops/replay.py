@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mmsbridge import envelope
-from mmsbridge.backoff import backoff_seconds
-from mmsbridge.state_writes import iso
+from mmsbridge.core import envelope
+from mmsbridge.core.backoff import backoff_seconds
+from mmsbridge.core.times import iso
 from ops.progress import Progress
 from ops.times import parse_stored
 

@@ -1,6 +1,6 @@
 """The operator's reads of the state table, as plain JSON-ready documents (the text view renders these).
 
-Key design: `mmsbridge.state_writes` (its docstring lists every pk / sk and the two indexes).
+Key design: `mmsbridge.postbacks.planner` (its docstring lists every pk / sk and the two indexes).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from mmsbridge.numbers import normalise_number, normalise_sender
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import UNDATED, inbound_day, iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.phone_numbers import normalise_number, normalise_sender
+from mmsbridge.core.table_model import UNDATED, inbound_day
+from mmsbridge.core.times import iso
 from ops.times import parse_stored
 
 # sk values end in `#<id>`; `~` sorts after `#` and every digit, so `<iso>~` is after every `<iso>#...`.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmsbridge.send_request import REQUEST_ID_MAX
+from mmsbridge.sending.request import REQUEST_ID_MAX
 from ops import render
 
 MAX_WIDTH = 200

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"

@@ -18,10 +18,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mmsbridge.state_writes import iso
+from mmsbridge.core.times import iso
 from ops.sends import body_summary
 
-# The attributes the sender's dead-lettering sets (mmsbridge.send_queue), under their names here.
+# The attributes the sender's dead-lettering sets (mmsbridge.sending.settle), under their names here.
 REASON_ATTRIBUTES = {
     "reason": "mmsbridge-reason",
     "outcome": "mmsbridge-outcome",

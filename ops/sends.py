@@ -1,7 +1,7 @@
 """The sender's ledger as the operator sees it: one request's timeline, the worklists of final, not-accepted
 requests (gsi1 `SEND#<status>`), and a deliberate re-drive of one request.
 
-Key design and statuses: `mmsbridge.send_ledger` (its docstring lists the sender's keys).
+Key design and statuses: `mmsbridge.sending.ledger` (its docstring lists the sender's keys).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mmsbridge.send_ledger import LEDGER_SK, SendStatus, ledger_key
-from mmsbridge.state_table import StateTable, to_dynamo
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import LEDGER_SK, SendStatus, ledger_key
 from ops import conflicts, rejections, reports
 
 # The worklists: final statuses other than ACCEPTED, each listed on gsi1 under SEND#<status>.

@@ -26,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from mmsbridge.own_numbers import parse_own_numbers
-from mmsbridge.send_conflicts import LISTING_PK as CONFLICTS_PK
-from mmsbridge.send_ledger import SendStatus
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import UNRECOGNISED_PARTITION, iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.table_model import UNRECOGNISED_PARTITION
+from mmsbridge.core.times import iso
+from mmsbridge.postbacks.own_numbers import parse_own_numbers
+from mmsbridge.sending.conflicts import LISTING_PK as CONFLICTS_PK
+from mmsbridge.sending.ledger import SendStatus
 from ops import ledger_scan, output, render
 from ops.pending import add_scan_limit
 from ops.resources import Resources

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import UNDATED, UNRECOGNISED_PARTITION, iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.table_model import UNDATED, UNRECOGNISED_PARTITION
+from mmsbridge.core.times import iso
 from ops import output, render, reports
 from ops.resources import Resources
 

@@ -13,7 +13,7 @@ import pytest
 from local import stack as local_stack
 from local.moto import MotoServer
 from local.runtime import patched_environ
-from mmsbridge import envelope
+from mmsbridge.core import envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 # The provider documents the tests read: the project's own fixtures, indexed in their README.md.

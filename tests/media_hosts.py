@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mmsbridge.media_check import IPAddress, MediaPreflight, why_not_public
+from mmsbridge.sending.media_check import IPAddress, MediaPreflight, why_not_public
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 MEDIA_HOST = "media.example.test"  # the name the certificate is issued for; tests resolve it themselves

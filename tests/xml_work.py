@@ -2,7 +2,7 @@
 "without expanding" or "without recursion" bound the parser's work by what it handed on (elements started,
 characters of text) and where expat stopped reading, which a loaded machine cannot change.
 
-    work = count_parses(monkeypatch, "mmsbridge.postback")  # the module whose parses are counted
+    work = count_parses(monkeypatch, "mmsbridge.postbacks.reader")  # the module whose parses are counted
     ...parse something...
     assert work[-1].elements == 0 and work[-1].stopped_at < body.index(b"<!ENTITY")
 """

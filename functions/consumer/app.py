@@ -8,11 +8,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsbridge import aws
-from mmsbridge.archive import Archive
-from mmsbridge.consumer import consume
-from mmsbridge.own_numbers import parse_own_numbers
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws import clients as aws
+from mmsbridge.aws.archive import Archive
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.postbacks.own_numbers import parse_own_numbers
 
 TABLE = StateTable(aws.client("dynamodb"), os.environ["STATE_TABLE"])
 # Bodies over 190 KiB travel by S3 key only; genuine postbacks never do, so the client waits until needed.

@@ -9,11 +9,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsbridge import aws, ingest
-from mmsbridge.archive import Archive
-from mmsbridge.postback_token import PostbackTokens, TokenUnavailable
-from mmsbridge.queues import Queue
-from mmsbridge.store import store_postback
+from mmsbridge.aws import clients as aws
+from mmsbridge.aws.archive import Archive
+from mmsbridge.ingest import admission as ingest
+from mmsbridge.ingest.durable import store_postback
+from mmsbridge.ingest.postback_queue import Queue
+from mmsbridge.ingest.tokens import PostbackTokens, TokenUnavailable
 
 SETTINGS = ingest.IngestSettings.from_env(os.environ)
 ARCHIVE = Archive(aws.client("s3"), os.environ["ARCHIVE_BUCKET"])

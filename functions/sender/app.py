@@ -12,13 +12,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsbridge import aws
-from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_client import ProviderClient
-from mmsbridge.send_queue import SendQueue
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Disposition, Sender, SenderSettings
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws import clients as aws
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import SharedLimiter
+from mmsbridge.sending.provider_http import ProviderClient
+from mmsbridge.sending.results import Disposition
+from mmsbridge.sending.sender import Sender, SenderSettings
+from mmsbridge.sending.settle import SendQueue
 
 SETTINGS = SenderSettings.from_env(os.environ)
 TABLE = StateTable(aws.client("dynamodb"), os.environ["STATE_TABLE"])

@@ -1,5 +1,5 @@
 """Hourly: count sent messages with no final state after STALE_MESSAGE_HOURS (metric StaleMessages), and
-reconcile OUTCOME_UNKNOWN send requests with the messages they became (mmsbridge.reconcile).
+reconcile OUTCOME_UNKNOWN send requests with the messages they became (mmsbridge.sending.reconcile).
 
 Reconciliation runs here rather than in the consumer as a report arrives: the first report (N101/N201) often
 arrives before the sender has even recorded the request OUTCOME_UNKNOWN, and a link is only safe once the
@@ -15,10 +15,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsbridge import aws
-from mmsbridge.reconcile_store import Reconciler
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import iso
+from mmsbridge.aws import clients as aws
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.times import iso
+from mmsbridge.sending.reconcile_store import Reconciler
 
 TABLE = StateTable(aws.client("dynamodb"), os.environ["STATE_TABLE"])
 STALE_AFTER = timedelta(hours=float(os.environ.get("STALE_MESSAGE_HOURS", "72")))

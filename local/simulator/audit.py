@@ -11,7 +11,7 @@ from collections import Counter, deque
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from mmsbridge.provider_api import REDACTED
+from mmsbridge.sending.provider_xml import REDACTED
 
 __all__ = ["Audit"]
 

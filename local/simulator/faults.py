@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
-from mmsbridge.send_request import Action
+from mmsbridge.sending.request import Action
 
 __all__ = ["KINDS", "Fault", "FaultPlan", "e113_storm"]
 

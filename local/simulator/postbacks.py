@@ -16,7 +16,7 @@ from typing import Final
 from xml.sax.saxutils import escape  # nosec B406  # escapes text into XML; parses nothing
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mmsbridge.send_request import Action
+from mmsbridge.sending.request import Action
 
 __all__ = [
     "MMS_OUTCOMES",

@@ -30,9 +30,9 @@ from xml.sax.saxutils import escape  # nosec B406  # escapes text into XML; pars
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from mmsbridge.numbers import MAX_DIGITS, MIN_DIGITS, is_shortcode
-from mmsbridge.provider_api import REDACTED, normalise_name
-from mmsbridge.send_request import SLIDE_TEXT_MAX, SLIDES_MAX, SMS_TEXT_MAX, SUBJECT_MAX, Action
+from mmsbridge.core.phone_numbers import MAX_DIGITS, MIN_DIGITS, is_shortcode
+from mmsbridge.sending.provider_xml import REDACTED, normalise_name
+from mmsbridge.sending.request import SLIDE_TEXT_MAX, SLIDES_MAX, SMS_TEXT_MAX, SUBJECT_MAX, Action
 
 __all__ = [
     "ELEMENTS",

@@ -43,8 +43,8 @@ from local.simulator.protocol import (
     validate,
 )
 from local.simulator.throughput import MinimumInterval, RequestQuota, SlidingWindowLimiter
-from mmsbridge.provider_api import normalise_name
-from mmsbridge.send_request import Action
+from mmsbridge.sending.provider_xml import normalise_name
+from mmsbridge.sending.request import Action
 
 __all__ = ["DEFAULT_API_PATH", "ProviderSimulator"]
 

@@ -10,7 +10,7 @@ import pytest
 from local.process import StackProcess
 from local.runtime import patched_environ
 from local.stack import aws_environment
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 
 
 def start_local_stack(workdir: Path, *extra_args: str, env: dict[str, str] | None = None) -> dict:

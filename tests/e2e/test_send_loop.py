@@ -19,9 +19,9 @@ import pytest
 from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge.send_ledger import FINAL
-from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger import FINAL
+from mmsbridge.sending.ledger_store import SendLedger
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -45,12 +45,13 @@ from local.simulator.postbacks import (
     sms_mo,
     subscription,
 )
-from mmsbridge import envelope
-from mmsbridge.consumer import consume
-from mmsbridge.postback import PostbackError, parse_postback
-from mmsbridge.send_request import Action
-from mmsbridge.state_table import StateTable, from_dynamo
-from mmsbridge.state_writes import UNDATED, Received, Rejected, plan_batch
+from mmsbridge.aws.state_table import StateTable, from_dynamo
+from mmsbridge.core import envelope
+from mmsbridge.core.table_model import UNDATED
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.postbacks.planner import Received, Rejected, plan_batch
+from mmsbridge.postbacks.reader import PostbackError, parse_postback
+from mmsbridge.sending.request import Action
 
 SHORTCODE = "47215"
 CAMPAIGN = "2291"

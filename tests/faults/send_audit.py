@@ -37,11 +37,13 @@ from local.runtime import LocalFunction, patched_environ
 from local.simulator import ProviderSimulator
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
 from local.template import LocalStack
-from mmsbridge import aws, pacing, provider_client
-from mmsbridge import sender as sender_module
-from mmsbridge.provider_client import ProviderClient, ProviderReply
-from mmsbridge.send_ledger import FINAL, LEDGER_SK, ledger_key
-from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.aws import clients as aws
+from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.sending import limiter as pacing
+from mmsbridge.sending import provider_http as provider_client
+from mmsbridge.sending import sender as sender_module
+from mmsbridge.sending.ledger import FINAL, LEDGER_SK, ledger_key
+from mmsbridge.sending.provider_http import ProviderClient, ProviderReply
 from tests.faults.postback_audit import queue_depth
 from tests.waiting import eventually
 

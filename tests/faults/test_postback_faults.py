@@ -33,7 +33,7 @@ from local.gateway import Gateway
 from local.runtime import LocalFunction, patched_environ
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
 from local.template import LocalStack
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 from tests.faults.postback_audit import (
     PROVIDER_ATTEMPTS,
     Audit,

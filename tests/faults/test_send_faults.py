@@ -24,7 +24,7 @@ from local import faults as boto_faults
 from local import stack as local_stack
 from local.simulator import Fault, e113_storm
 from local.sqs_mapping import RECEIVE_WAIT_S
-from mmsbridge.send_store import SendLedger
+from mmsbridge.sending.ledger_store import SendLedger
 from tests.faults.send_audit import (
     Audit,
     FailedWrites,

@@ -23,7 +23,7 @@ import pytest
 
 from local.runtime import patched_environ
 from local.stack import ROOT, aws_environment
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 
 STARTUP_TIMEOUT_S = 90
 

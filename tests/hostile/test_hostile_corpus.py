@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsbridge.postback import REASONS
+from mmsbridge.postbacks.reader import REASONS
 from tests.hostile.corpus import (
     CANARY,
     CASES,

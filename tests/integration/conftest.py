@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
 from ops.cli import main
 
 

@@ -26,8 +26,8 @@ from local import stack as local_stack
 from local.runtime import LocalFunction
 from local.sqs_mapping import lambda_record
 from local.template import LocalStack
-from mmsbridge.pacing import KEY as PACE_KEY
-from mmsbridge.state_table import from_dynamo, to_dynamo
+from mmsbridge.aws.state_table import from_dynamo, to_dynamo
+from mmsbridge.sending.limiter import KEY as PACE_KEY
 
 SENDER = "SenderFunction"
 

@@ -17,10 +17,10 @@ from botocore.awsrequest import AWSResponse
 from local import faults
 from local import stack as local_stack
 from local.faults import StaticBody
-from mmsbridge import envelope
-from mmsbridge.consumer import consume
-from mmsbridge.send_ledger import outbound_items
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core import envelope
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.sending.ledger import outbound_items
 from tests.conftest import SAMPLES
 
 POSTBACKS = SAMPLES / "postbacks"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import pytest
 
 from local import stack as local_stack
-from mmsbridge import envelope
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core import envelope
 from tests.conftest import SAMPLES
 from tests.emitted_metrics import data
 

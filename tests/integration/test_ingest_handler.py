@@ -17,7 +17,7 @@ import pytest
 from local import faults
 from local import stack as local_stack
 from local.runtime import patched_environ
-from mmsbridge import envelope
+from mmsbridge.core import envelope
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ingest"
 EVENT_TOKEN = "REPLACE-WITH-THE-POSTBACK-TOKEN"

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from local.simulator import ProviderSimulator
-from mmsbridge.media_check import MediaPreflight, refused_address, why_not_public
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import _CALL_BUDGET_S, Disposition
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.media_check import MediaPreflight, refused_address, why_not_public
+from mmsbridge.sending.results import Disposition
+from mmsbridge.sending.sender import _CALL_BUDGET_S
 from tests.integration.test_sender import API_KEY, Harness, calls, inline_mms, message, run
 from tests.media_hosts import (
     MEDIA_HOST,

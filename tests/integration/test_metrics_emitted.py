@@ -26,11 +26,11 @@ from local import faults
 from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge import envelope
-from mmsbridge.pacing import KEY as PACE_KEY
-from mmsbridge.send_request import parse_send_request_json
-from mmsbridge.send_store import ClaimKind, SendLedger
-from mmsbridge.state_table import StateTable, to_dynamo
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.core import envelope
+from mmsbridge.sending.ledger_store import ClaimKind, SendLedger
+from mmsbridge.sending.limiter import KEY as PACE_KEY
+from mmsbridge.sending.request import parse_send_request_json
 from tests.conftest import SAMPLES
 from tests.emitted_metrics import DIMENSION, EMITTED, NAMESPACE, data
 

@@ -30,9 +30,9 @@ from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
-from mmsbridge import envelope
-from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core import envelope
+from mmsbridge.sending.ledger_store import SendLedger
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from local.simulator import ProviderSimulator
-from mmsbridge.consumer import consume
-from mmsbridge.send_store import SendLedger
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.sending.ledger_store import SendLedger
 from tests.conftest import ingest_record
 from tests.integration.test_ops_cli import NOW
 from tests.integration.test_sender import API_KEY, Harness, message, run, sms

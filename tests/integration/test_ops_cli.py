@@ -18,9 +18,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from local import stack as local_stack
-from mmsbridge import envelope
-from mmsbridge.consumer import consume
-from mmsbridge.state_writes import iso
+from mmsbridge.core import envelope
+from mmsbridge.core.times import iso
+from mmsbridge.postbacks.consume import consume
 from ops import replay as ops_replay
 from ops import resources as ops_resources
 from ops.cli import main

@@ -9,9 +9,9 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from mmsbridge.provider_api import ProviderResult
-from mmsbridge.send_ledger import accepted_fields, outbound_items
-from mmsbridge.state_writes import iso
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import accepted_fields, outbound_items
+from mmsbridge.sending.provider_xml import ProviderResult
 from tests.integration.test_ops_cli import apply, sample
 
 BASE = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)

@@ -14,14 +14,14 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from mmsbridge.provider_api import ProviderResult
-from mmsbridge.send_ledger import SendStatus, accepted_fields, rejected_item, sha256_hex
-from mmsbridge.send_queue import SendQueue
-from mmsbridge.send_request import parse_send_request_json
-from mmsbridge.send_store import ClaimKind, SendLedger
-from mmsbridge.sender import BatchReport, Disposition, RecordResult
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import SendStatus, accepted_fields, rejected_item, sha256_hex
+from mmsbridge.sending.ledger_store import ClaimKind, SendLedger
+from mmsbridge.sending.provider_xml import ProviderResult
+from mmsbridge.sending.request import parse_send_request_json
+from mmsbridge.sending.results import BatchReport, Disposition, RecordResult
+from mmsbridge.sending.settle import SendQueue
 from ops.cli import main
 from tests.integration.test_ops_cli import apply, drain, sample
 

@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from local import stack as local_stack
-from mmsbridge.send_conflicts import record_conflict
-from mmsbridge.send_store import SendLedger
+from mmsbridge.sending.conflicts import record_conflict
+from mmsbridge.sending.ledger_store import SendLedger
 from ops.cli import main
 from tests.integration.test_ops_cli import apply, drain, provider_time, sample
 from tests.integration.test_ops_send import Ledgers, sms

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from local.simulator import ProviderSimulator
-from mmsbridge.send_conflicts import record_conflict
-from mmsbridge.send_ledger import rejected_item, sha256_hex
-from mmsbridge.send_store import SendLedger
+from mmsbridge.sending.conflicts import record_conflict
+from mmsbridge.sending.ledger import rejected_item, sha256_hex
+from mmsbridge.sending.ledger_store import SendLedger
 from tests.integration.test_ops_cli import apply, drain, provider_time, sample
 from tests.integration.test_ops_send import NOW, Ledgers, new_id, sms, window
 from tests.integration.test_sender import API_KEY, Harness, message, run

@@ -11,8 +11,8 @@ import pytest
 
 from local import stack as local_stack
 from local.template import load_stack
-from mmsbridge.own_numbers import NOT_OUR_NUMBER
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.postbacks.own_numbers import NOT_OUR_NUMBER
 from tests.conftest import SAMPLES, ingest_record
 from tests.integration.test_consumer import NOW
 

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from mmsbridge.pacing import HEADROOM, HORIZON_S, SharedLimiter
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.limiter import HEADROOM, HORIZON_S, SharedLimiter
 
 
 @pytest.fixture(scope="module")

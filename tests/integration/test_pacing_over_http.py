@@ -30,10 +30,10 @@ import pytest
 from local import stack as local_stack
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import mappings_from_stack
-from mmsbridge.pacing import _LATE_FLOOR_S, HEADROOM, LATE_FRACTION, MAX_PENALTY_S
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import E113_PAUSE_INTERVALS
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import _LATE_FLOOR_S, HEADROOM, LATE_FRACTION, MAX_PENALTY_S
+from mmsbridge.sending.sender import E113_PAUSE_INTERVALS
 from tests.integration.sender_stack import (
     SENDER,
     VisibilitySpy,

@@ -20,15 +20,15 @@ import pytest
 
 from local import stack as local_stack
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge.consumer import consume
-from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_client import ProviderClient
-from mmsbridge.reconcile_store import LinkOutcome, Reconciler
-from mmsbridge.send_ledger import SendStatus, outbound_items
-from mmsbridge.send_request import parse_send_request_json
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Sender, SenderSettings
-from mmsbridge.state_writes import iso
+from mmsbridge.core.times import iso
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.sending.ledger import SendStatus, outbound_items
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import SharedLimiter
+from mmsbridge.sending.provider_http import ProviderClient
+from mmsbridge.sending.reconcile_store import LinkOutcome, Reconciler
+from mmsbridge.sending.request import parse_send_request_json
+from mmsbridge.sending.sender import Sender, SenderSettings
 from ops import reconcile as ops_reconcile
 from tests.conftest import ingest_record
 from tests.integration.test_ops_cli import sample

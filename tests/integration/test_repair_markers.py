@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from mmsbridge.consumer import consume
-from mmsbridge.postback import parse_postback
-from mmsbridge.state_table import to_dynamo
-from mmsbridge.state_writes import Received, plan_batch
-from mmsbridge.states import MessageState
+from mmsbridge.aws.state_table import to_dynamo
+from mmsbridge.core.states import MessageState
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.postbacks.planner import Received, plan_batch
+from mmsbridge.postbacks.reader import parse_postback
 from ops.markers import unbacked
 from tests.conftest import ingest_record
 from tests.integration.test_ops_cli import NOW, archive, consume_messages, drain

@@ -13,10 +13,10 @@ import pytest
 from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge.send_conflicts import CONFLICTS_SK, KEEP, record_conflict, same_body
-from mmsbridge.send_ledger import sha256_hex
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Disposition
+from mmsbridge.sending.conflicts import CONFLICTS_SK, KEEP, record_conflict, same_body
+from mmsbridge.sending.ledger import sha256_hex
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.results import Disposition
 from tests.integration.test_sender import API_KEY, Harness, calls, message, run, sms
 from tests.integration.test_sender_handler import deliver
 

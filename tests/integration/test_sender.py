@@ -18,15 +18,16 @@ import pytest
 import requests
 
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge.media_check import MediaPreflight
-from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
-from mmsbridge.provider_client import ProviderClient, ProviderReply
-from mmsbridge.send_ledger import SendStatus
-from mmsbridge.send_request import validate_save_mms
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Delivery, Disposition, RecordResult, Sender, SenderSettings
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.sending.ledger import SendStatus
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import SharedLimiter
+from mmsbridge.sending.media_check import MediaPreflight
+from mmsbridge.sending.provider_http import ProviderClient, ProviderReply
+from mmsbridge.sending.provider_xml import ErrorClass, ProviderResult, build_request_xml
+from mmsbridge.sending.request import validate_save_mms
+from mmsbridge.sending.results import Disposition, RecordResult
+from mmsbridge.sending.sender import Delivery, Sender, SenderSettings
 from tests.media_hosts import loopback_preflight, make_certificates, media_host
 
 API_KEY = "sim-key-0123456789abcdef"

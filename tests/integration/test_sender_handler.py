@@ -15,8 +15,8 @@ from local import stack as local_stack
 from local.runtime import patched_environ
 from local.simulator import Fault, ProviderSimulator
 from local.sqs_mapping import lambda_record
-from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable, to_dynamo
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.sending.ledger_store import SendLedger
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "sender"
 SECRET_NAME = f"test/sender-{uuid.uuid4().hex[:8]}"

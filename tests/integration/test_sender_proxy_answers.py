@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from local.simulator import ProviderSimulator
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Delivery, Disposition, Sender
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.results import Disposition
+from mmsbridge.sending.sender import Delivery, Sender
 from tests.e2e import test_send_loop as send_loop
 from tests.e2e.test_send_loop import enqueue, final_ledgers, statuses
 from tests.integration import test_sender as sender_tests

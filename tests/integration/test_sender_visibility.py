@@ -27,9 +27,9 @@ import pytest
 
 from local import stack as local_stack
 from local.simulator import Fault, ProviderSimulator
-from mmsbridge.pacing import KEY as PACE_KEY
-from mmsbridge.send_store import SendLedger
-from mmsbridge.state_table import StateTable, to_dynamo
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.limiter import KEY as PACE_KEY
 from tests.integration.sender_stack import (
     Pinned,
     VisibilitySpy,

@@ -24,16 +24,16 @@ from defusedxml.ElementTree import fromstring
 
 from local.moto import free_port
 from local.simulator import Fault, PostbackSettings, ProviderSimulator
-from mmsbridge.postback import parse_postback
-from mmsbridge.provider_api import (
+from mmsbridge.postbacks.reader import parse_postback
+from mmsbridge.sending.provider_http import ProviderClient
+from mmsbridge.sending.provider_xml import (
     ErrorClass,
     TransportFailure,
     build_request_xml,
     classify_error_code,
     parse_response,
 )
-from mmsbridge.provider_client import ProviderClient
-from mmsbridge.send_request import validate_save_mms, validate_send_request
+from mmsbridge.sending.request import validate_save_mms, validate_send_request
 from tests.conftest import ROOT, SAMPLES
 from tests.xml_work import count_parses
 
@@ -443,8 +443,8 @@ def test_every_documented_element_is_taken(sim):
 
 
 def test_the_projects_request_builder_passes_every_check(sim):
-    """What mmsbridge.provider_api builds and mmsbridge.provider_client sends, for the four actions with every
-    field they carry: the strict checks above must never refuse it."""
+    """What mmsbridge.sending.provider_xml builds and mmsbridge.sending.provider_http sends, for the four
+    actions with every field they carry: the strict checks above must never refuse it."""
     common = {
         "to": "13125550147",
         "from": "47215",

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from local import stack as local_stack
 from local.runtime import patched_environ
-from mmsbridge.archive import Archive
+from mmsbridge.aws.archive import Archive
 
 
 def archived(s3, bucket: str) -> dict:

@@ -30,10 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mmsbridge.provider_api import ErrorClass, TransportFailure
-from mmsbridge.provider_client import ProviderClient
-from mmsbridge.send_store import SendLedger
-from mmsbridge.sender import Disposition
+from mmsbridge.sending.ledger_store import SendLedger
+from mmsbridge.sending.provider_http import ProviderClient
+from mmsbridge.sending.provider_xml import ErrorClass, TransportFailure
+from mmsbridge.sending.results import Disposition
 from tests.integration import test_sender as sender_tests
 from tests.integration.test_sender import API_KEY, calls, message, run, sms
 

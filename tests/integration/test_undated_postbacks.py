@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from local import faults
-from mmsbridge.consumer import consume
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.postbacks.consume import consume
 from tests.conftest import SAMPLES, ingest_record
 
 T1 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ environment points when it is first used."""
 from __future__ import annotations
 
 from local.runtime import patched_environ
-from mmsbridge.aws import LazyClient
+from mmsbridge.aws.clients import LazyClient
 
 INIT = {
     "AWS_ENDPOINT_URL": "http://127.0.0.1:45999",

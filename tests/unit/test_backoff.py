@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.backoff import (
+from mmsbridge.core.backoff import (
     SQS_MAX_VISIBILITY_TIMEOUT,
     backoff_ceiling,
     backoff_seconds,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from local import stack as local_stack
-from mmsbridge.ingest import Refusal
+from mmsbridge.ingest.admission import Refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 LITERAL = re.compile(r'add_metric\(name="(\w+)"')

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mmsbridge.postback import parse_postback
-from mmsbridge.states import MessageState, TemplateState, higher
+from mmsbridge.core.states import MessageState, TemplateState, higher
+from mmsbridge.postbacks.reader import parse_postback
 
 RECEIVED_AT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 REPORTS = [("MMS_MT", "N102"), ("MMS_MT", "N202"), ("SMS_MT", "N202")]

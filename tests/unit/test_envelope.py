@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge import envelope
+from mmsbridge.core import envelope
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

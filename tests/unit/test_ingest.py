@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge import ingest
-from mmsbridge.ingest import IngestSettings, ReceivedPostback, Refusal, refusal_response
-from mmsbridge.postback_token import PostbackTokens, TokenUnavailable
+from mmsbridge.ingest import admission as ingest
+from mmsbridge.ingest.admission import IngestSettings, ReceivedPostback, Refusal, refusal_response
+from mmsbridge.ingest.tokens import PostbackTokens, TokenUnavailable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "s3cret-token-0123456789-abcdefghijklmnop"

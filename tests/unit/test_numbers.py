@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.numbers import InvalidNumber, is_shortcode, normalise_number, normalise_sender
+from mmsbridge.core.phone_numbers import InvalidNumber, is_shortcode, normalise_number, normalise_sender
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mmsbridge.postback import parse_postback
-from mmsbridge.provider_api import ProviderResult
-from mmsbridge.send_ledger import accepted_fields, outbound_items
-from mmsbridge.state_writes import UNDATED, Received, plan_batch
+from mmsbridge.core.table_model import UNDATED
+from mmsbridge.postbacks.planner import Received, plan_batch
+from mmsbridge.postbacks.reader import parse_postback
+from mmsbridge.sending.ledger import accepted_fields, outbound_items
+from mmsbridge.sending.provider_xml import ProviderResult
 from tests.conftest import SAMPLES
 
 POSTBACKS = SAMPLES / "postbacks"

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mmsbridge import envelope
-from mmsbridge.consumer import consume
-from mmsbridge.own_numbers import (
+from mmsbridge.aws.state_table import ApplyResult
+from mmsbridge.core import envelope
+from mmsbridge.core.table_model import Plan
+from mmsbridge.postbacks.consume import consume
+from mmsbridge.postbacks.own_numbers import (
     NOT_OUR_NUMBER,
     OWN_SIDE_FIELD,
     foreign_number,
@@ -20,9 +22,7 @@ from mmsbridge.own_numbers import (
     normalise,
     parse_own_numbers,
 )
-from mmsbridge.postback import PostbackError, parse_postback
-from mmsbridge.state_table import ApplyResult
-from mmsbridge.state_writes import Plan
+from mmsbridge.postbacks.reader import PostbackError, parse_postback
 from tests.conftest import SAMPLES as PROVIDER_FIXTURES
 
 SAMPLES = PROVIDER_FIXTURES / "postbacks"

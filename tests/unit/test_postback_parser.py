@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mmsbridge.postback import (
+from mmsbridge.core.states import CATALOGUE, MessageState, PostbackKind, TemplateState, higher
+from mmsbridge.postbacks.reader import (
     _NAME_CACHE,
     _NAME_CACHE_LIMIT,
     DEFAULT_MAX_BYTES,
@@ -22,7 +23,6 @@ from mmsbridge.postback import (
     normalise_name,
     parse_postback,
 )
-from mmsbridge.states import CATALOGUE, MessageState, PostbackKind, TemplateState, higher
 from tests.conftest import SAMPLES
 from tests.xml_work import count_parses
 
@@ -1324,7 +1324,7 @@ def test_doctype_is_rejected():
 
 def test_external_dtd_is_not_fetched(monkeypatch):
     body = b'<!DOCTYPE POSTBACK PUBLIC "-//X//DTD X//EN" "http://198.51.100.1/postback.dtd">' + MINIMAL
-    work = count_parses(monkeypatch, "mmsbridge.postback")
+    work = count_parses(monkeypatch, "mmsbridge.postbacks.reader")
     OPENED.clear()
     WATCHING.append(True)
     try:
@@ -1354,7 +1354,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def test_billion_laughs_is_rejected_without_expanding(monkeypatch):
-    work = count_parses(monkeypatch, "mmsbridge.postback")
+    work = count_parses(monkeypatch, "mmsbridge.postbacks.reader")
     error = rejected(BILLION_LAUGHS)
     assert error.reason == "entities"
     assert "lol" * 10 not in str(error)
@@ -1425,7 +1425,7 @@ def test_parameter_entities_are_rejected(monkeypatch):
 ]>"""
         + MINIMAL
     )
-    work = count_parses(monkeypatch, "mmsbridge.postback")
+    work = count_parses(monkeypatch, "mmsbridge.postbacks.reader")
     OPENED.clear()
     WATCHING.append(True)
     try:
@@ -1451,7 +1451,7 @@ def nested(levels: int, *, closed: bool = True) -> bytes:
 
 def test_a_hundred_thousand_levels_are_rejected_without_recursion(monkeypatch):
     body = nested(100_000)
-    work = count_parses(monkeypatch, "mmsbridge.postback")
+    work = count_parses(monkeypatch, "mmsbridge.postbacks.reader")
     error = rejected(body, max_bytes=len(body))  # a RecursionError would be an internal error, not this
     assert error.reason == "too-deep"
     # Aborted at the first element past MAX_DEPTH: no further element read, no tree, a few bytes in.

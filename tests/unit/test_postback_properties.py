@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.postback import REASONS, Postback, PostbackError, parse_postback
-from mmsbridge.states import CATALOGUE, PostbackKind
+from mmsbridge.core.states import CATALOGUE, PostbackKind
+from mmsbridge.postbacks.reader import REASONS, Postback, PostbackError, parse_postback
 from tests.conftest import SAMPLES
 
 SAMPLE_BODIES = [path.read_bytes() for path in sorted((SAMPLES / "postbacks").rglob("*.xml"))]

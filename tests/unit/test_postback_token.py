@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from mmsbridge.postback_token import PostbackTokens, TokenUnavailable, parse_document
+from mmsbridge.ingest.tokens import PostbackTokens, TokenUnavailable, parse_document
 
 OLD = "old0" * 10  # 40 characters
 NEW = "New1-_" * 7  # 42 characters

@@ -7,7 +7,7 @@ from defusedxml.ElementTree import fromstring
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.provider_api import (
+from mmsbridge.sending.provider_xml import (
     MAX_RESPONSE_BYTES,
     REDACTED,
     ErrorClass,
@@ -22,7 +22,7 @@ from mmsbridge.provider_api import (
     redact,
     transport_failure_result,
 )
-from mmsbridge.send_request import (
+from mmsbridge.sending.request import (
     CustomText,
     SendSavedMMS,
     SendSMS,
@@ -846,7 +846,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
     ],
 )
 def test_doctype_and_entities_are_a_transport_failure_without_expansion(body, monkeypatch):
-    work = count_parses(monkeypatch, "mmsbridge.provider_api")
+    work = count_parses(monkeypatch, "mmsbridge.sending.provider_xml")
     result = parse_response(body, http_status=200)
     # Work counted, not timed: a DOCTYPE a byte scan sees never reaches the parser; one it does not (UTF-16)
     # is refused by the parser at the DOCTYPE, having handed on no element and no text.

@@ -1,4 +1,4 @@
-"""The reconciliation planner (mmsbridge.reconcile), pure: which unlinked outbound message is an
+"""The reconciliation planner (mmsbridge.sending.reconcile), pure: which unlinked outbound message is an
 OUTCOME_UNKNOWN request's, and when it may be linked."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mmsbridge.reconcile import (
+from mmsbridge.core.times import iso
+from mmsbridge.sending.reconcile import (
     OutboundMessage,
     Policy,
     UnknownRequest,
@@ -15,7 +16,6 @@ from mmsbridge.reconcile import (
     outbound_message,
     plan,
 )
-from mmsbridge.state_writes import iso
 
 CALL = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
 POLICY = Policy()

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.send_request import (
+from mmsbridge.sending.request import (
     Action,
     CustomText,
     InvalidSendRequest,

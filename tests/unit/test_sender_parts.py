@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local.template import load_stack, load_template
-from mmsbridge.pacing import next_slot
-from mmsbridge.provider_client import _retry_after, check_api_url, media_problem
-from mmsbridge.send_ledger import outbound_items, rejected_item, sha256_hex
-from mmsbridge.send_request import InvalidSendRequest, parse_send_request_json
-from mmsbridge.sender import Delivery, SenderSettings
+from mmsbridge.sending.ledger import outbound_items, rejected_item, sha256_hex
+from mmsbridge.sending.limiter import next_slot
+from mmsbridge.sending.provider_http import _retry_after, check_api_url, media_problem
+from mmsbridge.sending.request import InvalidSendRequest, parse_send_request_json
+from mmsbridge.sending.sender import Delivery, SenderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

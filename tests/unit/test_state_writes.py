@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mmsbridge.postback import parse_postback
-from mmsbridge.state_writes import Received, plan_batch
+from mmsbridge.postbacks.planner import Received, plan_batch
+from mmsbridge.postbacks.reader import parse_postback
 from tests.conftest import SAMPLES as PROVIDER_FIXTURES
 
 SAMPLES = PROVIDER_FIXTURES / "postbacks"

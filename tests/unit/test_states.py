@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.states import (
+from mmsbridge.core.states import (
     CATALOGUE,
     MessageState,
     PostbackKind,

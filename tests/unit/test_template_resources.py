@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from local.template import LocalStack, load_stack, load_template
-from mmsbridge import envelope
-from mmsbridge.ingest import Refusal
-from mmsbridge.state_writes import Rejected, plan_batch
+from mmsbridge.core import envelope
+from mmsbridge.ingest.admission import Refusal
+from mmsbridge.postbacks.planner import Rejected, plan_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

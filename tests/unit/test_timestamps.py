@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsbridge.timestamps import isoformat_utc, parse_timestamp, to_utc
+from mmsbridge.core.times import isoformat_utc, parse_timestamp, to_utc
 
 
 def utc(*parts: int) -> datetime:

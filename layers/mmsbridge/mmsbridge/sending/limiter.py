@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
 
 __all__ = ["HEADROOM", "SharedLimiter", "Slot", "next_slot"]
 

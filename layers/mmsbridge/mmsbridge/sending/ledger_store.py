@@ -1,4 +1,4 @@
-"""DynamoDB access to the sender's ledger (send_ledger.py): conditional claims make it the idempotency record.
+"""DynamoDB access to the sender's ledger (ledger.py): conditional claims make it the idempotency record.
 
 A delivery *claims* a request before it may call the provider: a conditional put that succeeds only when
 no ledger exists, or when the last attempt released it (RETRY). Every write puts the whole item with its
@@ -20,8 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mmsbridge.send_conflicts import same_body
-from mmsbridge.send_ledger import (
+from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.core.times import iso
+from mmsbridge.sending.conflicts import same_body
+from mmsbridge.sending.ledger import (
     FINAL,
     SendStatus,
     ledger_key,
@@ -30,9 +32,7 @@ from mmsbridge.send_ledger import (
     request_summary,
     sha256_hex,
 )
-from mmsbridge.send_request import SendRequest
-from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
-from mmsbridge.state_writes import iso
+from mmsbridge.sending.request import SendRequest
 
 __all__ = ["Claim", "ClaimKind", "SendLedger"]
 
@@ -45,7 +45,7 @@ class ClaimKind(StrEnum):
     DUPLICATE = "duplicate"  # the request already reached a final status
     BUSY = "busy"  # another delivery holds it now
     ORPHANED = "orphaned"  # a dead attempt's outcome is unknown; recorded OUTCOME_UNKNOWN now
-    CONFLICT = "conflict"  # the request_id holds a different body: this one is never sent (send_conflicts.py)
+    CONFLICT = "conflict"  # the request_id holds a different body: this one is never sent (conflicts.py)
 
 
 @dataclass(frozen=True)

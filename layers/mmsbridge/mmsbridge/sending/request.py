@@ -77,7 +77,7 @@ from enum import StrEnum
 from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
-from mmsbridge.numbers import InvalidNumber, normalise_number, normalise_sender
+from mmsbridge.core.phone_numbers import InvalidNumber, normalise_number, normalise_sender
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

@@ -1,5 +1,5 @@
 """HTTP to the provider with requests: one POST per call, every outcome a ProviderResult; media preflight
-through mmsbridge.media_check.
+through media_check.py.
 
 The API key travels only inside the request body. It never reaches a log line or an exception: requests'
 exceptions name the URL (which holds no key) and the answer's values are scrubbed of it
@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mmsbridge.media_check import MediaPreflight, media_problem
-from mmsbridge.provider_api import (
+from mmsbridge.sending.media_check import MediaPreflight, media_problem
+from mmsbridge.sending.provider_xml import (
     MAX_RESPONSE_BYTES,
     ProviderResult,
     TransportFailure,
@@ -118,7 +118,7 @@ class ProviderClient:
             return ProviderReply(result, _retry_after(response.headers.get("Retry-After")))
 
     def preflight(self, url: str, *, until: float | None = None) -> tuple[str, str] | None:
-        """Check a media URL as the provider will fetch it, public hosts only (mmsbridge.media_check). None
+        """Check a media URL as the provider will fetch it, public hosts only (media_check.py). None
         when it looks fetchable; else (kind, reason) with kind "transient" (worth retrying) or "permanent".
         `until`: time.monotonic() by which the check must be done."""
         return self.media.check(url, until=until)

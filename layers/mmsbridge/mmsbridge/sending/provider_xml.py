@@ -17,7 +17,7 @@ from xml.etree.ElementTree import Element, ParseError  # nosec B405  # types onl
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from mmsbridge.send_request import (
+from mmsbridge.sending.request import (
     CustomText,
     SaveMMS,
     SendMMS,

@@ -18,7 +18,10 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from mmsbridge.reconcile import (
+from mmsbridge.aws.state_table import StateTable, to_dynamo
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import LEDGER_SK, SendStatus, ledger_key, outbound_items
+from mmsbridge.sending.reconcile import (
     OutboundMessage,
     Plan,
     Policy,
@@ -27,15 +30,12 @@ from mmsbridge.reconcile import (
     outbound_message,
     plan,
 )
-from mmsbridge.send_ledger import LEDGER_SK, SendStatus, ledger_key, outbound_items
-from mmsbridge.state_table import StateTable, to_dynamo
-from mmsbridge.state_writes import iso
 
 __all__ = ["LinkOutcome", "Reconciler", "Reviewed", "RunResult"]
 
 WORKLIST: Final = f"SEND#{SendStatus.OUTCOME_UNKNOWN.value}"
 RECONCILED_OUTCOME: Final = "reconciled"
-_LOG_MAX: Final = 20  # attempt log entries kept, as the sender keeps them (send_store.py)
+_LOG_MAX: Final = 20  # attempt log entries kept, as the sender keeps them (ledger_store.py)
 _AFTER_ALL: Final = "~"  # sorts after `#`: `<iso>~` is after every `<iso>#<id>`
 DEFAULT_POLICY: Final = Policy()
 _MIN_TIME_LEFT_S: Final = 10.0  # stop planning with less time than this left in the invocation

@@ -23,9 +23,9 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from mmsbridge.send_ledger import ledger_key, sha256_hex
-from mmsbridge.state_table import StateTable, from_dynamo, to_dynamo
-from mmsbridge.state_writes import iso
+from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
+from mmsbridge.core.times import iso
+from mmsbridge.sending.ledger import ledger_key, sha256_hex
 
 __all__ = ["CONFLICTS_SK", "KEEP", "LISTING_PK", "conflicts_key", "record_conflict", "same_body"]
 

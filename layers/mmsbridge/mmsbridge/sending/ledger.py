@@ -4,7 +4,7 @@ Keys (pk / sk):
   REQ#<request_id>     REQUEST              the request's ledger: status, reasons, attempts, the provider's
                                             answer; the idempotency record (one per request_id)
   REQ#<request_id>     CONFLICTS            bodies that came under the request_id with other content, never
-                                            sent (send_conflicts.py)
+                                            sent (conflicts.py)
   REJECTED#<sha256>    REQUEST              a refused body that carries no usable request_id (gsi2, when
                                             it carried a readable one that cannot be a key, such as 7 or
                                             300 characters: REJECTED_ID#<it>, `<received_at>#<sha256>`)
@@ -12,7 +12,7 @@ Keys (pk / sk):
                                             (gsi2: OUT#<to>, `<accepted_at>#<trackingid>`, beside the
                                             message's delivery reports: outbound messages by number)
   MSG#<trackingid>     RANK#0#SUBMITTED     the SUBMITTED state marker (on the open index)
-  PACE#provider        PACE                 the shared limiter's state (pacing.py)
+  PACE#provider        PACE                 the shared limiter's state (limiter.py)
 
 Ledger statuses: SENDING (an attempt holds the request, until `lease_until`), RETRY (no attempt holds it;
 the next delivery may call the provider), and the final ones: ACCEPTED, REJECTED, SUPPRESSED, FAILED and
@@ -33,10 +33,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from mmsbridge.provider_api import ProviderResult
-from mmsbridge.send_request import REQUEST_ID_MAX, SendMMS, SendRequest, SendSavedMMS
-from mmsbridge.state_writes import iso, open_shard, outbound_index, rank_sk
-from mmsbridge.states import MessageState
+from mmsbridge.core.states import MessageState
+from mmsbridge.core.table_model import open_shard, outbound_index, rank_sk
+from mmsbridge.core.times import iso
+from mmsbridge.sending.provider_xml import ProviderResult
+from mmsbridge.sending.request import REQUEST_ID_MAX, SendMMS, SendRequest, SendSavedMMS
 
 __all__ = [
     "FINAL",

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from mmsbridge.state_writes import iso
+from mmsbridge.core.times import iso
 
 __all__ = [
     "Candidate",

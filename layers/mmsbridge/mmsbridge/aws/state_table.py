@@ -10,7 +10,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mmsbridge.state_writes import OPEN_SHARDS, Plan
+from mmsbridge.core.table_model import OPEN_SHARDS, Plan
 
 BATCH_LIMIT = 25  # BatchWriteItem's maximum
 _UNPROCESSED_RETRIES = 4

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from mmsbridge.postback import Postback
+    from mmsbridge.postbacks.reader import Postback
 
 __all__ = [
     "NOT_OUR_NUMBER",

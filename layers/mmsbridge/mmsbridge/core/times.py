@@ -1,4 +1,5 @@
-"""Provider timestamps (docs/provider-protocol.md §3.6) → timezone-aware UTC datetimes.
+"""Times: provider timestamps (docs/provider-protocol.md §3.6) → timezone-aware UTC datetimes, and the
+state table's own time format (`iso`).
 
 Forms seen: `2024-03-14T10:02:11-04:00`, `2024-03-14T10:02:11.482913-04:00`, `2024-03-14T10:02:11-04` and the
 legacy `2011-05-09 16:40:02.518224-04`; `Z` is accepted too. The offsets are US Eastern local time, so a value
@@ -48,3 +49,9 @@ def to_utc(moment: datetime) -> datetime:
 def isoformat_utc(moment: datetime) -> str:
     """`2024-03-14T14:02:11Z` / `2024-03-14T13:58:03.214870Z`: a sortable string for storage and keys."""
     return to_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def iso(moment: datetime) -> str:
+    """The state table's time format: UTC, microseconds, `Z` (`2024-03-14T14:02:11.000000Z`), so that times
+    sort as strings."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

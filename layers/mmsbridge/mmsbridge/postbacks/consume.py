@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mmsbridge import envelope
-from mmsbridge.own_numbers import NOT_OUR_NUMBER, foreign_number
-from mmsbridge.postback import Postback, PostbackError, parse_postback
-from mmsbridge.state_table import StateTable
-from mmsbridge.state_writes import Received, Rejected, iso, plan_batch
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core import envelope
+from mmsbridge.core.times import iso
+from mmsbridge.postbacks.own_numbers import NOT_OUR_NUMBER, foreign_number
+from mmsbridge.postbacks.planner import Received, Rejected, plan_batch
+from mmsbridge.postbacks.reader import Postback, PostbackError, parse_postback
 
 # The provider retries a failed postback about every 5 minutes, 6 attempts at most (docs/provider-protocol.md
 # §5.2): copies of

@@ -5,7 +5,7 @@ stored like any other, for the consumer to quarantine. Refusals happen before an
 
 Who may post: a source address in the allowed networks (the provider's, which every customer of the
 provider shares) and the postback URL's token (which only this account's postback URL holds), checked by
-a callable the caller gives (mmsbridge.postback_token).
+a callable the caller gives (mmsbridge.ingest.tokens).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from mmsbridge.postback_token import DEFAULT_MAX_AGE_S, DEFAULT_RECHECK_S, TokenUnavailable
+from mmsbridge.ingest.tokens import DEFAULT_MAX_AGE_S, DEFAULT_RECHECK_S, TokenUnavailable
 
 type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -65,8 +65,8 @@ from typing import Final, Literal
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
-from mmsbridge.states import CATALOGUE, MessageState, PostbackKind, TemplateState
-from mmsbridge.timestamps import parse_timestamp, to_utc
+from mmsbridge.core.states import CATALOGUE, MessageState, PostbackKind, TemplateState
+from mmsbridge.core.times import parse_timestamp, to_utc
 
 __all__ = [
     "CONFLICT_CHECKED_FIELDS",

@@ -27,23 +27,24 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from mmsbridge.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_seconds
-from mmsbridge.media_check import BUDGET_S as MEDIA_BUDGET_S
-from mmsbridge.pacing import SharedLimiter
-from mmsbridge.provider_api import ErrorClass, ProviderResult, build_request_xml
-from mmsbridge.provider_client import READ_TIMEOUT_S, ProviderClient, ProviderReply
-from mmsbridge.send_conflicts import record_conflict, same_body
-from mmsbridge.send_ledger import SendStatus, accepted_fields, rejected_item
-from mmsbridge.send_request import InvalidSendRequest, SendMMS, SendRequest, parse_send_request_json
-from mmsbridge.send_store import Claim, ClaimKind, SendLedger
-from mmsbridge.state_table import StateTable
+from mmsbridge.aws.state_table import StateTable
+from mmsbridge.core.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_seconds
+from mmsbridge.sending.conflicts import record_conflict, same_body
+from mmsbridge.sending.ledger import SendStatus, accepted_fields, rejected_item
+from mmsbridge.sending.ledger_store import Claim, ClaimKind, SendLedger
+from mmsbridge.sending.limiter import SharedLimiter
+from mmsbridge.sending.media_check import BUDGET_S as MEDIA_BUDGET_S
+from mmsbridge.sending.provider_http import READ_TIMEOUT_S, ProviderClient, ProviderReply
+from mmsbridge.sending.provider_xml import ErrorClass, ProviderResult, build_request_xml
+from mmsbridge.sending.request import InvalidSendRequest, SendMMS, SendRequest, parse_send_request_json
+from mmsbridge.sending.results import BatchReport, Disposition, Outcome, RecordResult
 
-__all__ = ["Delivery", "Disposition", "RecordResult", "Sender", "SenderSettings"]
+__all__ = ["Delivery", "Sender", "SenderSettings"]
 
 _CALL_BUDGET_S: Final = READ_TIMEOUT_S + 5.0  # time a call may take, kept free before the deadline
 _MAX_PACING_WAIT_S: Final = 10.0
@@ -59,12 +60,6 @@ _SERVICE_ID: Final = re.compile(r"[\x21-\x7e]+")
 class Delivery(StrEnum):
     AT_MOST_ONCE = "at-most-once"
     AT_LEAST_ONCE = "at-least-once"
-
-
-class Disposition(StrEnum):
-    DONE = "done"
-    RETRY = "retry"
-    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True)
@@ -112,28 +107,6 @@ def _service_id(value: str) -> str | None:
             f"PROVIDER_SERVICE_ID must be empty or 1-{SERVICE_ID_MAX} printable ASCII characters, no spaces"
         )
     return value
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    message_id: str
-    receipt_handle: str
-    disposition: Disposition
-    outcome: str  # accepted, rejected, suppressed, failed, outcome_unknown, duplicate, throttled, ...
-    request_id: str | None = None
-    visibility_s: int | None = None
-    reason: str | None = None  # why it was dead-lettered or not sent
-    tracking_id: str | None = None
-    code: str | None = None
-
-
-@dataclass
-class BatchReport:
-    results: list[RecordResult] = field(default_factory=list)
-    stopped: str | None = None  # throttled, account or unreachable: why the batch stopped calling
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for result in self.results if result.outcome == outcome)
 
 
 @dataclass
@@ -199,7 +172,9 @@ class Sender:
         except Exception as error:
             report.stopped = "account"
             detail = f"the API key could not be read ({type(error).__name__})"
-            report.results = [self._hand_back(r, "account_error", "account", reason=detail) for r in parsed]
+            report.results = [
+                self._hand_back(r, Outcome.ACCOUNT_ERROR, "account", reason=detail) for r in parsed
+            ]
             return report
         for position, record in enumerate(parsed):
             self._left = len(parsed) - position  # records this batch may still send: slots to reserve
@@ -208,7 +183,9 @@ class Sender:
                 # calls may resume, and coming back sooner would only meet the limiter's penalty.
                 hold = self._throttled_for_s if report.stopped == "throttled" else None
                 report.results.append(
-                    self._hand_back(record, "deferred", _STOP_BACKOFF[report.stopped], retry_after_s=hold)
+                    self._hand_back(
+                        record, Outcome.DEFERRED, _STOP_BACKOFF[report.stopped], retry_after_s=hold
+                    )
                 )
                 continue
             try:
@@ -237,12 +214,12 @@ class Sender:
                 "error",
                 reason=f"failed {errors} times; last error {detail}",
             )
-        return self._hand_back(record, "error", "transient", reason=detail)
+        return self._hand_back(record, Outcome.ERROR, "transient", reason=detail)
 
     def _hand_back(
         self,
         record: _Record,
-        outcome: str,
+        outcome: Outcome,
         backoff: str,
         *,
         request_id: str | None = None,
@@ -285,7 +262,7 @@ class Sender:
             code=code,
         )
 
-    def _done(self, record: _Record, outcome: str, request_id: str | None, **extra: Any) -> RecordResult:
+    def _done(self, record: _Record, outcome: Outcome, request_id: str | None, **extra: Any) -> RecordResult:
         return RecordResult(
             record.message_id, record.receipt_handle, Disposition.DONE, outcome, request_id, **extra
         )
@@ -308,7 +285,7 @@ class Sender:
                 ledger = self._ledger.get(item["request_id"])
                 if ledger is not None and not same_body(ledger, record.body):
                     return self._conflict(record, item["request_id"], ledger, refused=reason), None
-            return self._done(record, "rejected", request_id, reason=reason), None
+            return self._done(record, Outcome.REJECTED, request_id, reason=reason), None
         claim = self._ledger.claim(
             request,
             record.body,
@@ -323,13 +300,19 @@ class Sender:
             if claim.ledger.get("status") == SendStatus.ACCEPTED.value and claim.ledger.get("tracking_id"):
                 # Repairs an attempt that recorded ACCEPTED but stopped before the outbound record.
                 self._ledger.write_outbound(claim.ledger, retention_days=self.settings.retention_days)
-            return self._done(record, "duplicate", request_id, reason=str(claim.ledger.get("status"))), None
+            return self._done(
+                record, Outcome.DUPLICATE, request_id, reason=str(claim.ledger.get("status"))
+            ), None
         if claim.kind is ClaimKind.ORPHANED:
-            return self._done(record, "outcome_unknown", request_id, reason="orphaned attempt"), None
+            return self._done(record, Outcome.OUTCOME_UNKNOWN, request_id, reason="orphaned attempt"), None
         if claim.kind is ClaimKind.BUSY:
             lease_left = float(claim.ledger.get("lease_until", 0)) - self._clock()
             return self._hand_back(
-                record, "busy", "transient", request_id=request_id, retry_after_s=max(1.0, lease_left + 1)
+                record,
+                Outcome.BUSY,
+                "transient",
+                request_id=request_id,
+                retry_after_s=max(1.0, lease_left + 1),
             ), None
         return self._attempt(record, request, claim, api_key, deadline)
 
@@ -344,7 +327,7 @@ class Sender:
             f"request_id already used by a different body (its ledger is {ledger.get('status')}, "
             f"payload sha256 {ledger.get('payload_sha256')}); not sent, conflict {count} recorded"
         )
-        return self._done(record, "conflicting_duplicate", request_id, reason=reason)
+        return self._done(record, Outcome.CONFLICTING_DUPLICATE, request_id, reason=reason)
 
     def _attempt(
         self, record: _Record, request: SendRequest, claim: Claim, api_key: str, deadline: float
@@ -361,7 +344,7 @@ class Sender:
                     outcome="suppressed",
                     called=False,
                 )
-                return self._done(record, "suppressed", request_id), None
+                return self._done(record, Outcome.SUPPRESSED, request_id), None
             if self.settings.media_preflight and isinstance(request, SendMMS):
                 problem = self._preflight(request, deadline)
                 if problem is not None:
@@ -372,7 +355,7 @@ class Sender:
             waited = self.limiter.acquire(max_wait_s=max(0.0, max_wait), want=self._left)
             if waited is None:
                 self._ledger.release(claim, self._now(), outcome="paced", called=False)
-                return self._hand_back(record, "paced", "throttled", request_id=request_id), "throttled"
+                return self._hand_back(record, Outcome.PACED, "throttled", request_id=request_id), "throttled"
             called = True
             reply = self._client.call(document, api_key=api_key)
         except Exception:
@@ -383,7 +366,7 @@ class Sender:
         return self._outcome(record, request, claim, reply)
 
     def _preflight(self, request: SendMMS, deadline: float) -> tuple[str, str, str] | None:
-        """Each media URL checked as the provider will fetch it (mmsbridge.media_check), all of them within
+        """Each media URL checked as the provider will fetch it (media_check.py), all of them within
         one budget that ends before the time the call needs: a slow media host holds the batch up that long
         at most. Too little time left to check: "deferred", handed back without counting an attempt."""
         budget = min(self.settings.media_preflight_budget_s, deadline - self._clock() - _CALL_BUDGET_S)
@@ -406,7 +389,9 @@ class Sender:
         now = self._now()
         if kind == "deferred":
             self._ledger.release(claim, now, outcome="media_preflight", detail=reason, called=False)
-            return self._hand_back(record, "deferred", "transient", request_id=request_id, reason=reason)
+            return self._hand_back(
+                record, Outcome.DEFERRED, "transient", request_id=request_id, reason=reason
+            )
         failures = int(claim.ledger.get("transient_failures", 0)) + 1
         if kind == "permanent" or failures >= self.settings.max_attempts:
             self._ledger.finish(
@@ -417,11 +402,13 @@ class Sender:
                 outcome="media_preflight",
                 called=False,
             )
-            return self._done(record, "rejected", request_id, reason=f"{where}: {reason}")
+            return self._done(record, Outcome.REJECTED, request_id, reason=f"{where}: {reason}")
         self._ledger.release(
             claim, now, outcome="media_preflight", detail=reason, called=False, counter="transient_failures"
         )
-        return self._hand_back(record, "transient_retry", "transient", request_id=request_id, reason=reason)
+        return self._hand_back(
+            record, Outcome.TRANSIENT_RETRY, "transient", request_id=request_id, reason=reason
+        )
 
     def _outcome(
         self, record: _Record, request: SendRequest, claim: Claim, reply: ProviderReply
@@ -435,7 +422,7 @@ class Sender:
             )
             if ledger is not None:
                 self._ledger.write_outbound(ledger, retention_days=self.settings.retention_days)
-            return self._done(record, "accepted", request_id, tracking_id=result.tracking_id), None
+            return self._done(record, Outcome.ACCEPTED, request_id, tracking_id=result.tracking_id), None
         error_class = result.error_class
         code = result.error_code or (result.transport_error.value if result.transport_error else None)
         if error_class is ErrorClass.THROTTLE:
@@ -444,7 +431,7 @@ class Sender:
             self._ledger.release(claim, now, outcome="throttled", code=code, called=True, counter="throttled")
             return self._hand_back(
                 record,
-                "throttled",
+                Outcome.THROTTLED,
                 "throttled",
                 request_id=request_id,
                 retry_after_s=reply.retry_after_s,
@@ -462,14 +449,19 @@ class Sender:
                 counter="account_errors",
             )
             return self._hand_back(
-                record, "account_error", "account", request_id=request_id, reason=result.error_info, code=code
+                record,
+                Outcome.ACCOUNT_ERROR,
+                "account",
+                request_id=request_id,
+                reason=result.error_info,
+                code=code,
             ), "account"
         if error_class is ErrorClass.TRANSIENT:
             return self._transient(record, claim, request_id, result, code, now)
         self._ledger.finish(
             claim, SendStatus.FAILED, now, _failure(result), outcome="failed", called=True, code=code
         )
-        outcome = "failed" if error_class is ErrorClass.PERMANENT else "failed_unknown_code"
+        outcome = Outcome.FAILED if error_class is ErrorClass.PERMANENT else Outcome.FAILED_UNKNOWN_CODE
         return self._done(record, outcome, request_id, code=code, reason=result.error_info), None
 
     def _transient(
@@ -494,7 +486,7 @@ class Sender:
                 code=code,
             )
             return self._done(
-                record, "outcome_unknown", request_id, code=code, reason=result.error_info
+                record, Outcome.OUTCOME_UNKNOWN, request_id, code=code, reason=result.error_info
             ), stop
         failures = int(claim.ledger.get("transient_failures", 0)) + 1
         if failures >= self.settings.max_attempts:
@@ -503,7 +495,7 @@ class Sender:
                 claim, SendStatus.FAILED, now, fields, outcome="failed", called=True, code=code
             )
             reason = f"{failures} transient failures; last: {result.error_info}"
-            return self._done(record, "failed", request_id, code=code, reason=reason), stop
+            return self._done(record, Outcome.FAILED, request_id, code=code, reason=reason), stop
         self._ledger.release(
             claim,
             now,
@@ -514,7 +506,12 @@ class Sender:
             counter="transient_failures",
         )
         return self._hand_back(
-            record, "transient_retry", "transient", request_id=request_id, reason=result.error_info, code=code
+            record,
+            Outcome.TRANSIENT_RETRY,
+            "transient",
+            request_id=request_id,
+            reason=result.error_info,
+            code=code,
         ), stop
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from mmsbridge.sender import BatchReport, Disposition, RecordResult
+from mmsbridge.sending.results import BatchReport, Disposition, RecordResult
 
 __all__ = ["REASON_ATTRIBUTE", "SendQueue"]
 

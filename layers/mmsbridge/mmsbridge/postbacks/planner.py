@@ -9,45 +9,33 @@ event only adds its own marker and history item; a second, different final repor
 marker: the conflict is visible, nothing is overwritten. Facts (send time, SENTAS, carrier) are read from
 the history, so a late event still fills in what was missing.
 
-Keys (pk / sk):
-  MSG#<trackingid>     RANK#<rank>#<code>             state marker (SENT/SUBMITTED ones on the open index)
-  MSG#<trackingid>     EVT#<utc>#<code>#<key>         one history item per distinct event
-  MSG#<trackingid>     REQUEST                        the sender's record of the request (send_ledger.py)
-  TPL#<mmsid>          RANK#<rank>#<code> / EVT#...   template encoding state and history
-  IN#<origin>#<id>     MSG                            inbound SMS/MMS (gsi1: TO#<to>, gsi2: FROM#<from>)
-  SUB#<mobile>         CAMPAIGN#<id>#AT#<time>#<code> subscription changes; the latest is the state
-  SUB#<mobile>         EVT#...                        subscription history
-  EMAILSUB#<email>     CAMPAIGN#<id>#AT#<time>#<code> / EVT#...
-  SUPPRESS#<mobile>    AT#<time>#<code>               opt-out (N302, inbound STOP) or opt-in (N301)
-  PASS#<id>            EVT#...                        wallet-pass events
-  OTHER#<origin>#<id>  EVT#...                        unrecognised ORIGIN/CODE, kept with all fields
-                                                      (gsi1: UNRECOGNISED, `<event time>#<pk>`)
-  QUARANTINE#<sha256>  Q                              a body that cannot be applied (gsi1: QUARANTINE)
-  SEEN#<semantic key>  SEEN                           an undated postback's first sighting (consumer.py)
-The open index (gsi1, OPEN#<shard>, sorted by time) lists SENT/SUBMITTED markers; the hourly stale check
-drops markers whose message has reached a final state, so the index holds only messages still open.
-Outbound messages by number (gsi2, OUT#<TO>, sorted `<provider time>#<trackingid>`): every MMS_MT/SMS_MT
-delivery report's history item, and the sender's outbound record (send_ledger.py), so a message is found by
-the number it went to even when no request is linked to it (reconcile.py). The same index holds inbound
-messages under FROM#<number>: the prefixes keep them apart.
+The keys and the indexes are described in mmsbridge.core.table_model.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mmsbridge.states import MessageState, PostbackKind, TemplateState
+from mmsbridge.core.states import MessageState, PostbackKind, TemplateState
+from mmsbridge.core.table_model import (
+    UNDATED,
+    UNRECOGNISED_PARTITION,
+    UNRECOGNISED_PREFIX,
+    Plan,
+    inbound_day,
+    open_shard,
+    outbound_index,
+    rank_sk,
+)
+from mmsbridge.core.times import iso
 
 if TYPE_CHECKING:
     # For annotations only: the stale function imports this module and never parses a postback.
-    from mmsbridge.postback import Postback
+    from mmsbridge.postbacks.reader import Postback
 
-OPEN_SHARDS = 8
-UNDATED = "~"  # sorts after every ISO timestamp: undated events come last in a history
 TEMPLATE_RANK = {TemplateState.ENCODING: 0, TemplateState.READY: 1, TemplateState.BROKEN: 2}
 # sendMMS content reports on the template (MMSID) as well as on the message (§3.2).
 _CONTENT_CODES = {
@@ -87,36 +75,9 @@ class Rejected:
     received_at: datetime
 
 
-@dataclass
-class Plan:
-    """A batch's items, each with the records that need it written before they are acknowledged."""
-
-    puts: dict[tuple[str, str], dict[str, Any]]
-    owners: dict[tuple[str, str], set[str]]
-    quarantine: list[tuple[dict[str, Any], str]]  # first-seen records: put only if absent
-
-
 # Items that hold a number's or an address's standing consent: kept for good whatever the retention, so an
 # opt-out is honoured however long ago it came (their history events expire like any other).
 STANDING = frozenset({"suppression", "subscription", "email_subscription"})
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def open_shard(tracking_id: str) -> str:
-    return f"OPEN#{hashlib.sha256(tracking_id.encode()).digest()[0] % OPEN_SHARDS}"
-
-
-def rank_sk(rank: int, code: str) -> str:
-    return f"RANK#{rank}#{code}"
-
-
-def outbound_index(to: str, moment: str, tracking_id: str) -> dict[str, str]:
-    """gsi2 keys that list an outbound message's item under the number it went to (`moment`: iso() or
-    UNDATED, which sorts after every time)."""
-    return {"gsi2pk": f"OUT#{to}", "gsi2sk": f"{moment}#{tracking_id}"}
 
 
 def plan_batch(
@@ -176,7 +137,7 @@ def _items(received: Received) -> list[dict[str, Any]]:
         event = _event(pk, received)
         to = postback.fields.get("TO")
         if kind is PostbackKind.DELIVERY and postback.origin in _MT_ORIGINS and to:
-            # Found by number and time (ops messages, reconcile.py). A derived time (E101 has none) is the
+            # Found by number and time (ops messages, reconciliation). A derived time (E101 has none) is the
             # first copy's receipt, the same for every copy, so the item stays a function of the postback.
             moment = iso(postback.timestamp_utc) if postback.timestamp_utc else UNDATED
             keys = outbound_index(to, moment, postback.tracking_id)
@@ -354,11 +315,6 @@ def _inbound(received: Received) -> dict[str, Any]:
     }
 
 
-def inbound_day(moment: str) -> str:
-    """The gsi3 partition of inbound messages of one UTC day (`moment` an iso() time, or UNDATED)."""
-    return f"INDAY#{moment[:10] if moment != UNDATED else UNDATED}"
-
-
 def _latest(pk: str, prefix: str, received: Received, **attributes: Any) -> dict[str, Any]:
     """One item per change, keyed by its time: the state is the newest (a reverse Query, first item).
     On the same instant the code breaks the tie (N302 after N301: an opt-out wins)."""
@@ -389,10 +345,6 @@ def _suppression(mobile: str, received: Received, *, suppressed: bool, source: s
 
 
 # -- unrecognised events, listed -----------------------------------------------------------------------------
-UNRECOGNISED_PREFIX = "OTHER#"
-UNRECOGNISED_PARTITION = "UNRECOGNISED"
-
-
 def unrecognised_index(event: dict[str, Any], postback: Postback) -> dict[str, str]:
     """gsi1 keys that list an unrecognised event (`ops unrecognised`) by its time: its own, or the first
     copy's receipt for an undated code the consumer dates; else UNDATED, after every time. Rare events, one

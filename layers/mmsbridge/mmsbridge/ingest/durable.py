@@ -5,10 +5,10 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from mmsbridge import envelope
-from mmsbridge.archive import Archive
-from mmsbridge.ingest import ReceivedPostback
-from mmsbridge.queues import Queue
+from mmsbridge.aws.archive import Archive
+from mmsbridge.core import envelope
+from mmsbridge.ingest.admission import ReceivedPostback
+from mmsbridge.ingest.postback_queue import Queue
 
 
 @dataclass(frozen=True, slots=True)
