@@ -5,7 +5,7 @@ turns each into data points of `Namespace`, one per dimension set, by metric nam
 each function emits, by the value of its `service` dimension: `tests/integration/test_metrics_emitted.py`
 drives each one through the real handler and checks it against the printed EMF (every metric there is in
 `EMITTED`, and every one in `EMITTED` is seen), and `tests/unit/test_alarms_match_metrics.py` holds the
-template's alarms and dashboard and the README's lists to it.
+template's alarms and dashboard and the metric lists in docs/ to it.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_the_endpoints_file_names_the_simulator_and_the_send_queues(endpoints):
     health = control(endpoints, "health")
     assert health["ok"] is True
     config = control(endpoints, "config")
-    # The provider is given the URL with the token, as the README says to give it in AWS.
+    # The provider is given the URL with the token, as docs/deploying.md says to give it in AWS.
     assert config["postback_url"] == endpoints["postback_url"]
     assert config["postback_url"].rsplit("/", 2)[1:] == ["postback", endpoints["postback_url"][-48:]]
     assert config["throughput_per_s"] == 20  # samconfig [local] SendThroughputPerSecond

@@ -1,4 +1,4 @@
-"""The postback token's rotation (README, The postback token) on the local stack under a stream of postbacks:
+"""The postback token's rotation (docs/deploying.md) on the local stack under a stream of postbacks:
 moto's Secrets Manager holds the token, `python -m local run` serves the real ingest over HTTP, a provider
 thread posts without pause, and the test walks the four steps. No postback is refused while both tokens are
 accepted, the old token is refused only once it has been dropped, and every accepted postback is archived.
@@ -134,7 +134,7 @@ def test_a_rotation_refuses_no_postback_and_loses_none(stack):
         )
         for _ in range(5):
             probe("overlap", "old")
-        time.sleep(2 * RECHECK_S)  # README: a minute (10 s would do); here twice the recheck interval
+        time.sleep(2 * RECHECK_S)  # the guide: a minute (10 s would do); here twice the recheck interval
         # 2. The provider's postback URL changed to the new token.
         provider.give_url(base + new, "new")
         # 3. The provider's retry window: postbacks from before the change still come with the old token.

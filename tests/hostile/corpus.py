@@ -1,5 +1,5 @@
 """The hostile-input corpus: what an attacker, a broken provider or a misconfigured client may send to the
-postback URL, each with the answer the README documents and what the consumer must make of it.
+postback URL, each with the answer docs/postbacks.md documents and what the consumer must make of it.
 
 Pure data. A case says how it is sent (method, source address, path with or without the token, headers,
 body bytes), the ingest's answer (status and JSON body), and, for an admitted body, the consumer's outcome:
@@ -72,7 +72,7 @@ class Case:
     body: bytes
     answer: Answer
     outcome: Outcome | None  # None: refused, nothing stored
-    what: str  # one line for the README table
+    what: str  # one line for the table in docs/testing.md, Hostile input
     method: str = "POST"
     source: str = "127.0.0.1"
     path: str = TOKEN_PATH  # {token}: the configured token, {wrong_token}: one character off

@@ -1,4 +1,4 @@
-"""The template's alarms and dashboard, and the README's metric lists, against the metrics the handlers emit
+"""The template's alarms and dashboard, and the metric lists in docs/, against the metrics the handlers emit
 (tests/emitted_metrics.py, kept honest by tests/integration/test_metrics_emitted.py, which reads them from
 the handlers' own EMF). CloudWatch matches a metric by namespace, name and its whole dimension set, and an
 alarm on a metric nobody emits never fires: it only says "insufficient data", or with
@@ -19,7 +19,10 @@ from tests.emitted_metrics import DIMENSION, EMITTED, NAMESPACE
 from tests.unit.test_dashboard import emitted as source_names
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+# The documents that name metrics and alarms: the ingest's and the consumer's in postbacks.md, the sender's in
+# send-requests.md; any of them (and the README) may name one in passing.
+POSTBACKS = (ROOT / "docs" / "postbacks.md").read_text()
+DOCS = "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 
 @functools.cache
@@ -95,7 +98,7 @@ def test_every_alarm_watches_a_metric_that_is_emitted(name):
             pytest.fail(f"{name} watches {namespace}/{metric}: a namespace nothing in the stack publishes")
 
 
-def test_the_handlers_alarms_are_the_ones_the_readme_relies_on():
+def test_the_handlers_alarms_are_the_ones_the_docs_rely_on():
     """A rename in the template that dropped one of these would leave its metric unwatched."""
     watched_here = {triple for alarm in alarms().values() for triple in watched(alarm)}
     handlers = {
@@ -129,13 +132,13 @@ def test_the_dashboard_graphs_every_emitted_metric_and_only_those():
     assert graphed == emitted_triples()
 
 
-# ----------------------------------------------------------------------------------------------- README
+# ------------------------------------------------------------------------------------------------- docs
 
 
-def section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
 def names(text: str) -> set[str]:
@@ -143,45 +146,47 @@ def names(text: str) -> set[str]:
 
 
 def promised() -> dict[str, set[str]]:
-    """The metrics the README lists for each service: the ingest's "metrics ... in the `mmsbridge`
+    """The metrics the docs list for each service: the ingest's "metrics ... in the `mmsbridge`
     namespace", each "Metrics (namespace `mmsbridge`, service `X`): ..." paragraph, and every "metric `X`"
     said of one of them elsewhere (filed under the services that emit it)."""
     listed: dict[str, set[str]] = {}
-    ingest = re.search(r"the metrics (.*?) in the `(\w+)`\s+namespace", section("The ingest path"), re.DOTALL)
+    ingest = re.search(
+        r"the metrics (.*?) in the `(\w+)`\s+namespace", section(POSTBACKS, "The ingest path"), re.DOTALL
+    )
     assert ingest is not None
     assert ingest[2] == NAMESPACE
     listed["ingest"] = names(ingest[1])
     for found in re.finditer(
-        r"Metrics \(namespace `(\w+)`, service `(\w+)`\): (.*?)\.(?:\s|$)", README, re.DOTALL
+        r"Metrics \(namespace `(\w+)`, service `(\w+)`\): (.*?)\.(?:\s|$)", DOCS, re.DOTALL
     ):
         assert found[1] == NAMESPACE
         listed.setdefault(found[2], set()).update(names(found[3].split("Alarms:")[0]))
-    for name in re.findall(r"metric(?: and alarm)? `(\w+)`", README):
+    for name in re.findall(r"metric(?: and alarm)? `(\w+)`", DOCS):
         services = [service for service, emitted in EMITTED.items() if name in emitted]
-        assert services, f"the README promises a metric `{name}` that no handler emits"
+        assert services, f"the docs promise a metric `{name}` that no handler emits"
         for service in services:
             listed.setdefault(service, set()).add(name)
     return listed
 
 
-def test_the_readme_lists_the_metrics_each_handler_emits():
+def test_the_docs_list_the_metrics_each_handler_emits():
     found = promised()
     assert set(found) == set(EMITTED)
     for service, listed in found.items():
-        assert listed <= EMITTED[service], f"the README promises {listed - EMITTED[service]} from {service}"
-    # The lists are complete where the README gives one per service.
+        assert listed <= EMITTED[service], f"the docs promise {listed - EMITTED[service]} from {service}"
+    # The lists are complete where the docs give one per service.
     for service in ("ingest", "consumer", "sender"):
         assert found[service] == EMITTED[service], service
 
 
-def test_every_metric_the_readme_promises_has_a_place_on_the_dashboard():
+def test_every_metric_the_docs_promise_has_a_place_on_the_dashboard():
     graphed = {(row[1], row[3]) for row in dashboard_rows() if row[0] == NAMESPACE}
     for service, listed in promised().items():
         for name in listed:
             assert (name, service) in graphed, f"{service}'s {name} is not on the dashboard"
 
 
-def test_every_alarm_the_readme_names_is_in_the_template():
-    named = set(re.findall(r"`(\w+Alarm)`", README))
+def test_every_alarm_the_docs_name_is_in_the_template():
+    named = set(re.findall(r"`(\w+Alarm)`", DOCS))
     assert named
     assert named <= set(alarms())

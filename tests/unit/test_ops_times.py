@@ -1,6 +1,6 @@
 """`python -m ops ... --since/--until`: an ISO 8601 time (UTC unless it names an offset) or a duration ago
-(`90m`, `24h`, `7d`), as the README and `--help` document them, read by ops.times and by every command that
-takes them."""
+(`90m`, `24h`, `7d`), as docs/operations.md and `--help` document them, read by ops.times and by every command
+that takes them."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_anything_else_is_refused_with_an_example(text):
 
 
 def test_the_documented_examples_are_the_ones_tested_here():
-    readme = (ROOT / "README.md").read_text()
-    assert "a duration ago (`90m`, `24h`, `7d`)" in readme
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert "a duration ago (`90m`, `24h`, `7d`)" in guide
     cli_help = build_parser().format_help()  # python -m ops --help
     assert "(90m, 24h, 7d)" in cli_help
     for example in ("2026-11-25", "2026-11-25T10:00:00Z", "2026-11-25T05:00-05:00"):

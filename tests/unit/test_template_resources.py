@@ -1,4 +1,4 @@
-"""The template's storage and queue settings that the issues and the README promise, checked on the template
+"""The template's storage and queue settings that the issues and the docs promise, checked on the template
 itself (cfn-lint and checkov check the syntax and the generic rules; these are mmsbridge's own)."""
 
 from __future__ import annotations
@@ -250,17 +250,28 @@ def test_the_outputs_name_the_endpoints_a_deployment_needs(template):
     assert {"PostbackTokenSecretArn", "PostbackUrlCommand"} <= set(template["Outputs"])
 
 
-def test_the_readme_documents_every_template_parameter_with_its_default(template):
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("| Parameter | Default | Meaning |") :].split("\n\n")[0]
+def test_the_deploying_guide_documents_every_template_parameter_with_its_default(template):
+    """docs/deploying.md's parameter table: one row per parameter, its default as the template has it
+    (`empty` for none), and any range it states the template's."""
+    guide = (ROOT / "docs" / "deploying.md").read_text()
+    table = guide[guide.index("| Parameter | Default | Meaning |") :].split("\n\n")[0]
     rows = {
-        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip() for line in table.splitlines()[2:]
+        line.split("|")[1].strip().strip("`"): (line.split("|")[2].strip(), line.split("|", 3)[3])
+        for line in table.splitlines()[2:]
     }
     assert set(rows) == set(template["Parameters"])
     for name, parameter in template["Parameters"].items():
+        shown, meaning = rows[name]
         default = str(parameter.get("Default", ""))
-        if default and default.isdigit():
-            assert rows[name] == default, name
+        if default == "":
+            assert shown == "empty", name
+        elif "," in default:  # a list: every entry is named in the guide
+            assert all(entry.split("/")[0] in guide for entry in default.split(",")), name
+        else:
+            assert shown.strip("`") == default, name
+        stated = re.search(r"\((\d+)-(\d+)\)", meaning)
+        if stated:
+            assert (parameter["MinValue"], parameter["MaxValue"]) == (int(stated[1]), int(stated[2])), name
 
 
 # ---------------------------------------------------------------------------- bounded cost

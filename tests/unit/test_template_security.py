@@ -1,4 +1,4 @@
-"""The template's security review, kept true: what each function's role may do (README, Security review),
+"""The template's security review, kept true: what each function's role may do (docs/security.md),
 no log that could carry the postback URL's token, and a reason with every scanner finding accepted."""
 
 from __future__ import annotations
