@@ -30,7 +30,7 @@ import uuid
 import boto3
 
 from bench.common import ROOT, cold_environment, fresh_interpreter, interleaved, local_aws, summary_ms
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
 
 BODY = (ROOT / "tests" / "fixtures" / "provider" / "postbacks" / "mms_mt_n102.xml").read_bytes()
@@ -111,7 +111,7 @@ def _warm(stack, moto, runs: int, delay_s: float) -> dict:
     with contextlib.ExitStack() as delays:
         if delay_s:
             for client in clients:
-                delays.enter_context(faults.inject(client, "*", delay_s=delay_s))
+                delays.enter_context(aws_faults.inject(client, "*", delay_s=delay_s))
         blocks(BLOCK, sqs, queue_url, handler_call, baseline_call)  # warm-up, not counted
         handler, baseline = blocks(runs, sqs, queue_url, handler_call, baseline_call)
     result = {"handler": summary_ms(handler), "baseline": summary_ms(baseline)}

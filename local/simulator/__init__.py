@@ -11,8 +11,9 @@ The API (`POST <api_url>`, default path `/API/wxml/1.3/`, also `.../index.php`) 
 §2 shapes with fresh TRACKINGIDs (base64 of `SMS_<n>`/`MMS_<n>`) and numeric MMSIDs. Any other method gets
 HTTP 405 with an E100 failure document. Accepted sends and saved templates produce postbacks (postbacks.py),
 delivered one at a time with retries (delivery.py). A throughput limit answers E113, a minimum interval
-between calls E106, a request quota E120 (throughput.py); faults replace answers (faults.py); everything is in
-the audit log (audit.py).
+between calls E106, a request quota E120 (throughput.py); provider faults replace answers
+(provider_faults.py); everything is in the audit log (audit.py). The HTTP face is handler.py; the control API
+below is `ProviderSimulator.control` (server.py).
 
 It is as strict as the protocol, so that a request-builder regression fails a test instead of passing it
 (docs/provider-protocol.md §1, §2, §6): a body that is not `text/xml` (charset, if given, UTF-8) nor the form
@@ -24,7 +25,7 @@ values stay case-insensitive (§1).
 
 Outcomes beyond the happy path: N102/N202 delivery reports with a failure STATUS (`PostbackSettings`
 `status_text`, e.g. `Message Sent/Expired`; `/NotSupported` is written `/Not Supported` in the hyphenated
-dialect), a proxy's answers without XML (`Fault("http_error", status=429, retry_after_s=7)` with a
+dialect), a proxy's answers without XML (`ProviderFault("http_error", status=429, retry_after_s=7)` with a
 `Retry-After` header, `status=408`), and E106/E120 (`min_interval_s`, `request_quota`, or an `answer` fault).
 
 Control API (JSON, under the same base URL):
@@ -34,8 +35,9 @@ Control API (JSON, under the same base URL):
   `seq`. Request fields are recorded with the API key redacted.
 - `GET /_sim/stats`: calls by action and answer, accepted sends, E113s, E106s, E120s, quota used, faults,
   duplicates (accepted sends whose (TO, content) was seen before), postback counts.
-- `GET|POST|DELETE /_sim/faults`: list / add (one fault object, or `{"faults": [...], "clear": true,
-  "seed": 1}`) / clear. Fields as `Fault`, e.g. `{"kind": "http_error", "status": 429, "retry_after_s": 7}`.
+- `GET|POST|DELETE /_sim/faults`: the provider faults: list / add (one fault object, or `{"faults": [...],
+  "clear": true, "seed": 1}`) / clear. Fields as `ProviderFault`, e.g. `{"kind": "http_error", "status": 429,
+  "retry_after_s": 7}`. (Failures of AWS calls are injected client-side instead: local/aws_faults.py.)
 - `GET|POST /_sim/config`: `postback_url`, `mo_postback_url`, `throughput_per_s`, `min_interval_s`,
   `request_quota` (setting it starts a new quota period), `postbacks` (an object of `PostbackSettings` fields
   to change, e.g. `{"mms_outcome": "N102", "status_text": "Message Sent/Expired"}`).
@@ -84,8 +86,8 @@ Decisions where the protocol reference (docs/provider-protocol.md) is silent:
 - Ids start at a random 9-digit number per simulator, so a restarted simulator never reuses a TRACKINGID.
 """
 
-from local.simulator.faults import Fault, e113_storm
 from local.simulator.postbacks import PostbackSettings
+from local.simulator.provider_faults import ProviderFault, e113_storm
 from local.simulator.server import DEFAULT_API_PATH, ProviderSimulator
 
-__all__ = ["DEFAULT_API_PATH", "Fault", "PostbackSettings", "ProviderSimulator", "e113_storm"]
+__all__ = ["DEFAULT_API_PATH", "PostbackSettings", "ProviderFault", "ProviderSimulator", "e113_storm"]

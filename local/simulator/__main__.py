@@ -8,7 +8,7 @@ import os
 import sys
 
 from local.serve import until_stopped
-from local.simulator import Fault, PostbackSettings, ProviderSimulator
+from local.simulator import PostbackSettings, ProviderFault, ProviderSimulator
 from local.simulator.postbacks import DIALECTS, MMS_OUTCOMES, SMS_OUTCOMES, TEMPLATE_OUTCOMES
 
 API_KEY_VARIABLE = "MMSBRIDGE_SIMULATOR_API_KEY"
@@ -48,9 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fault",
         action="append",
         default=[],
-        help='a fault as JSON, e.g. \'{"kind": "answer", "code": "E503", "rate": 0.1}\'',
+        help='a provider fault as JSON (ProviderFault fields), e.g. \'{"kind": "answer", "code": "E503"}\'',
     )
-    parser.add_argument("--seed", type=int, help="makes rate-based faults repeatable")
+    parser.add_argument("--seed", type=int, help="makes rate-based provider faults repeatable")
     parser.add_argument("--verbose", action="store_true", help="one line per HTTP request on stderr")
     args = parser.parse_args(argv)
     if not args.api_key:
@@ -82,7 +82,7 @@ def build(args: argparse.Namespace) -> ProviderSimulator:
         min_interval_s=args.min_interval,
         request_quota=args.quota,
         postbacks=settings,
-        faults=[Fault.from_json(json.loads(text)) for text in args.fault],
+        faults=[ProviderFault.from_json(json.loads(text)) for text in args.fault],
         seed=args.seed,
         templates=args.template,
         verbose=args.verbose,

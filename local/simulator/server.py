@@ -12,17 +12,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 from local.simulator import postbacks as documents
 from local.simulator.audit import Audit
 from local.simulator.delivery import PostbackQueue
-from local.simulator.faults import Fault, FaultPlan, e113_storm
 from local.simulator.handler import Answer, SimulatorHandler
 from local.simulator.postbacks import Message, Postback, PostbackSettings
 from local.simulator.protocol import (
@@ -42,6 +42,7 @@ from local.simulator.protocol import (
     success_response,
     validate,
 )
+from local.simulator.provider_faults import ProviderFault, ProviderFaultPlan, e113_storm
 from local.simulator.throughput import MinimumInterval, RequestQuota, SlidingWindowLimiter
 from mmsbridge.sending.provider_xml import normalise_name
 from mmsbridge.sending.request import Action
@@ -76,7 +77,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a burst of concurrent clients must queue, not be reset (default: 5)
 
 
-def _retry_after(fault: Fault) -> tuple[tuple[str, str], ...]:
+def _retry_after(fault: ProviderFault) -> tuple[tuple[str, str], ...]:
     return () if fault.retry_after_s is None else (("Retry-After", str(fault.retry_after_s)),)
 
 
@@ -104,7 +105,7 @@ class ProviderSimulator:
         min_interval_s: float | None = None,
         request_quota: int | None = None,
         postbacks: PostbackSettings | None = None,
-        faults: Iterable[Fault] = (),
+        faults: Iterable[ProviderFault] = (),
         seed: int | None = None,
         api_path: str = DEFAULT_API_PATH,
         senders: Iterable[str] | None = None,
@@ -141,7 +142,7 @@ class ProviderSimulator:
         self._interval = MinimumInterval(min_interval_s, clock=clock)
         self._quota = RequestQuota(request_quota)
         self._pacing_lock = threading.Lock()  # the three limits admit a call together or not at all
-        self._faults = FaultPlan(list(faults), seed=seed, clock=clock)
+        self._faults = ProviderFaultPlan(list(faults), seed=seed, clock=clock)
         self._audit = Audit(secret=api_key, limit=log_limit)
         self._queue = PostbackQueue(
             audit=self._audit, settings=lambda: self._settings, stopping=self._stopping, clock=clock
@@ -235,13 +236,13 @@ class ProviderSimulator:
         with self._pacing_lock:
             self._quota.limit = limit
 
-    def add_fault(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
-        """Add a fault (a Fault, or its fields as keywords: `add_fault(kind="drop", count=1)`)."""
-        fault = fault if fault is not None else Fault(**fields)
+    def add_fault(self, fault: ProviderFault | None = None, /, **fields: Any) -> ProviderFault:
+        """Add a fault (a ProviderFault, or its fields as keywords: `add_fault(kind="drop", count=1)`)."""
+        fault = fault if fault is not None else ProviderFault(**fields)
         self._faults.add(fault)
         return fault
 
-    def e113_storm(self, seconds: float) -> Fault:
+    def e113_storm(self, seconds: float) -> ProviderFault:
         """Answer every call with E113 for `seconds`."""
         return self.add_fault(e113_storm(seconds))
 
@@ -322,6 +323,12 @@ class ProviderSimulator:
         self._load_templates()
         self._audit.reset()
 
+    # -- the control API ----------------------------------------------------------------------------------
+    def control(self, method: str, route: str, raw_path: str, payload: Any) -> tuple[int, object]:
+        """One `/_sim/<route>` call (`raw_path` for its query, `payload` its JSON body): (HTTP status, JSON
+        result). Raises ValueError (or TypeError) for a request it cannot carry out."""
+        return _control(self, method, route, raw_path, payload)
+
     # -- the API ------------------------------------------------------------------------------------------
     def handle_api_call(self, body: bytes | None, content_type: str, client: str) -> Answer:
         """One POST to the API URL: parse, pick a fault, process, record. `body` None: unreadable."""
@@ -386,7 +393,7 @@ class ProviderSimulator:
             self._quota.record()
         return None
 
-    def _fault_answer(self, fault: Fault, request: Request | None) -> tuple[Answer, str]:
+    def _fault_answer(self, fault: ProviderFault, request: Request | None) -> tuple[Answer, str]:
         headers = _retry_after(fault)
         if fault.kind == "http_error":
             body = _html_error(fault.status)
@@ -406,7 +413,7 @@ class ProviderSimulator:
         outcome: _Outcome | None,
         answer: Answer,
         label: str,
-        fault: Fault | None,
+        fault: ProviderFault | None,
     ) -> None:
         if action is not None:
             action_name: str | None = action.value
@@ -606,3 +613,136 @@ def _describe_raw(body: bytes) -> Postback:
     }
     fields = tuple((name, found[name]) for name in ("TRACKINGID", "MMSID") if name in found)
     return Postback(found.get("ORIGIN") or "RAW", found.get("CODE") or "RAW", fields)
+
+
+# ---------------------------------------------------------------------------------------- control API
+# `ProviderSimulator.control`: the JSON routes under /_sim/ (the package docstring lists them).
+
+_INBOUND_KINDS: Final = ("sms_mo", "mms_mo", "subscribe", "unsubscribe", "raw")
+
+
+class ControlError(ValueError):
+    """A control request the simulator cannot carry out: HTTP 400 with the message."""
+
+
+def _control(
+    simulator: ProviderSimulator, method: str, route: str, raw_path: str, payload: Any
+) -> tuple[int, object]:
+    """One `/_sim/<route>` call: (HTTP status, JSON result)."""
+    query = parse_qs(urlsplit(raw_path).query)
+    match method, route.strip("/"):
+        case "GET", "health":
+            return 200, {"ok": True, "api_url": simulator.api_url}
+        case "GET", "log":
+            since = int(query.get("since", ["0"])[0])
+            entries = simulator.log(since)
+            return 200, {"entries": entries, "last_seq": entries[-1]["seq"] if entries else since}
+        case "GET", "stats":
+            return 200, simulator.stats()
+        case "GET", "faults":
+            return 200, {"faults": simulator.faults()}
+        case "POST", "faults":
+            return 200, {"faults": _set_faults(simulator, payload)}
+        case "DELETE", "faults":
+            simulator.clear_faults()
+            return 200, {"faults": []}
+        case "POST", "reset":
+            simulator.reset()
+            return 200, {"ok": True}
+        case "GET", "config":
+            return 200, _config(simulator)
+        case "POST", "config":
+            _configure(simulator, payload)
+            return 200, _config(simulator)
+        case "POST", "inbound":
+            return 200, _inbound(simulator, payload)
+        case "POST", "templates":
+            _object(payload)
+            simulator.add_template(
+                str(payload.get("mms_id", "")),
+                ready_in_s=float(payload.get("ready_in_s", 0.0)),
+                outcome=payload.get("outcome", "N003"),
+                slides=payload.get("slides"),
+            )
+            return 200, {
+                "mms_id": str(payload["mms_id"]),
+                "state": simulator.template_state(str(payload["mms_id"])),
+            }
+    return 404, {"error": f"no control route {method} /_sim/{route}"}
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ControlError("the body must be a JSON object")
+    return payload
+
+
+def _set_faults(simulator: ProviderSimulator, payload: Any) -> list[dict[str, Any]]:
+    """Body: one fault object, or {"faults": [...], "clear": bool, "seed": int}."""
+    payload = _object(payload)
+    if "kind" in payload:
+        payload = {"faults": [payload]}
+    # All valid before any is applied.
+    faults = [ProviderFault.from_json(item) for item in payload.get("faults", [])]
+    if payload.get("clear"):
+        simulator.clear_faults()
+    if "seed" in payload:
+        simulator.reseed_faults(payload["seed"])
+    for fault in faults:
+        simulator.add_fault(fault)
+    return simulator.faults()
+
+
+def _config(simulator: ProviderSimulator) -> dict[str, Any]:
+    return {
+        "api_url": simulator.api_url,
+        "postback_url": simulator.postback_url,
+        "mo_postback_url": simulator.mo_postback_url,
+        "throughput_per_s": simulator.throughput_per_s,
+        "min_interval_s": simulator.min_interval_s,
+        "request_quota": simulator.request_quota,
+        "postbacks": asdict(simulator.postback_settings),
+    }
+
+
+def _configure(simulator: ProviderSimulator, payload: Any) -> None:
+    payload = _object(payload)
+    unknown = set(payload) - {
+        "postback_url",
+        "mo_postback_url",
+        "throughput_per_s",
+        "min_interval_s",
+        "request_quota",
+        "postbacks",
+    }
+    if unknown:
+        raise ControlError(f"unknown config fields: {sorted(unknown)}")
+    if "postbacks" in payload:
+        simulator.configure_postbacks(**_object(payload["postbacks"]))
+    if "throughput_per_s" in payload:
+        simulator.throughput_per_s = payload["throughput_per_s"]
+    if "min_interval_s" in payload:
+        simulator.min_interval_s = payload["min_interval_s"]
+    if "request_quota" in payload:
+        simulator.request_quota = payload["request_quota"]
+    if "postback_url" in payload:
+        simulator.postback_url = payload["postback_url"]
+    if "mo_postback_url" in payload:
+        simulator.mo_postback_url = payload["mo_postback_url"]
+
+
+def _inbound(simulator: ProviderSimulator, payload: Any) -> dict[str, Any]:
+    """Body: {"kind": "sms_mo" | "mms_mo" | "subscribe" | "unsubscribe" | "raw", ...fields}."""
+    payload = dict(_object(payload))
+    kind = payload.pop("kind", None)
+    if kind not in _INBOUND_KINDS:
+        raise ControlError(f"kind must be one of {_INBOUND_KINDS}")
+    if "from" in payload:
+        payload["from_"] = payload.pop("from")
+    if kind == "sms_mo":
+        return simulator.inject_sms_mo(**payload)
+    if kind == "mms_mo":
+        return simulator.inject_mms_mo(**payload)
+    if kind == "raw":
+        return simulator.inject_postback(str(payload.get("body", "")).encode("utf-8"))
+    return simulator.inject_subscription(**payload, subscribed=kind == "subscribe")

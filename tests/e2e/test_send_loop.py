@@ -18,7 +18,7 @@ import pytest
 
 from local import stack as local_stack
 from local.runtime import patched_environ
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.sending.ledger import FINAL
 from mmsbridge.sending.ledger_store import SendLedger
@@ -182,7 +182,7 @@ def test_a_duplicate_request_never_reaches_the_provider_twice(running, aws, simu
 def test_an_e113_storm_during_a_burst_loses_no_request_and_sends_none_twice(running, aws, simulator, ledger):
     requests = [sms(f"storm{n}") for n in range(STORM_REQUESTS)]
     request_ids = [request["request_id"] for request in requests]
-    simulator.add_fault(Fault("answer", code="E113", duration_s=2))
+    simulator.add_fault(ProviderFault("answer", code="E113", duration_s=2))
     enqueue(running, aws, *requests)
 
     ledgers = eventually(lambda: final_ledgers(ledger, request_ids), timeout=90, interval=0.5)

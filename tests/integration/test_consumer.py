@@ -14,9 +14,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.awsrequest import AWSResponse
 
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
-from local.faults import StaticBody
+from local.aws_faults import StaticBody
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core import envelope
 from mmsbridge.postbacks.consume import consume
@@ -281,7 +281,7 @@ def test_dynamodb_failure_fails_the_batch_and_a_retry_loses_nothing(consumer, ta
     event = {"Records": [record(sample("sms_mt_n201.xml", t)) for t in tids]}
     client = consumer.module.TABLE._dynamodb
     with (
-        faults.inject(client, "BatchWriteItem", rate=1.0, status=400, code="ThrottlingException"),
+        aws_faults.inject(client, "BatchWriteItem", rate=1.0, status=400, code="ThrottlingException"),
         pytest.raises(BatchProcessingError, match="All records failed"),
     ):
         consumer.invoke(event)  # every record failed: the invocation fails and SQS delivers them all again

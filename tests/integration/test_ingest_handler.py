@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
 from local.runtime import patched_environ
 from mmsbridge.core import envelope
@@ -172,7 +172,7 @@ def test_refusals_store_nothing(ingest, token, aws_clients, queue_url, bucket, e
 def test_s3_failure_answers_503_and_says_what_remains(ingest, token, aws_clients, queue_url, bucket):
     body = BODY.replace(b"T1", b"T-s3-down")
     key = f"raw/{hashlib.sha256(body).hexdigest()}.xml"
-    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0) as injected:
+    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert response["statusCode"] == 503
     assert injected.injected == 3  # the client's standard retries all failed
@@ -188,7 +188,9 @@ def test_s3_failure_answers_503_and_says_what_remains(ingest, token, aws_clients
 def test_sqs_failure_answers_503_and_says_what_remains(ingest, token, aws_clients, queue_url, bucket):
     body = BODY.replace(b"T1", b"T-sqs-down")
     key = f"raw/{hashlib.sha256(body).hexdigest()}.xml"
-    with faults.inject(ingest.module.QUEUE._sqs, "SendMessage", rate=1.0, connection_error=True) as injected:
+    with aws_faults.inject(
+        ingest.module.QUEUE._sqs, "SendMessage", rate=1.0, connection_error=True
+    ) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert response["statusCode"] == 503
     assert injected.injected >= 1
@@ -201,14 +203,14 @@ def test_sqs_failure_answers_503_and_says_what_remains(ingest, token, aws_client
 
 def test_large_body_is_not_enqueued_when_its_object_failed(ingest, token, aws_clients, queue_url, bucket):
     body = b"<POSTBACK>" + b"y" * (envelope.INLINE_BODY_LIMIT + 10) + b"</POSTBACK>"
-    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
         assert ingest.invoke(proxy_event(body, token))["statusCode"] == 503
     assert drain(aws_clients["sqs"], queue_url) == []  # never a message pointing at a missing object
 
 
 def test_transient_failure_absorbed_by_retries(ingest, token, aws_clients, queue_url, bucket):
     body = BODY.replace(b"T1", b"T-flaky")
-    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=0.5, seed=3) as injected:
+    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=0.5, seed=3) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert injected.injected >= 1
     assert response["statusCode"] == 200

@@ -22,10 +22,10 @@ from typing import Any
 import boto3
 import pytest
 
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
 from local.runtime import patched_environ
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.aws.state_table import StateTable, to_dynamo
 from mmsbridge.core import envelope
 from mmsbridge.sending.ledger_store import ClaimKind, SendLedger
@@ -144,7 +144,7 @@ def test_the_ingest_counts_each_answer_once(ingest, token, postback_queue, capsy
 @drives("ingest", "StoreFailed")
 def test_the_ingest_counts_a_postback_it_could_not_store(ingest, token, postback_queue, capsys):
     capsys.readouterr()
-    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
         assert ingest.invoke(proxy_event(fresh_body(), token))["statusCode"] == 503
     assert emitted(capsys, "ingest") == {"StoreFailed": 1}
 
@@ -383,10 +383,10 @@ def test_a_request_to_an_opted_out_number(sender, table, capsys):
 @pytest.mark.parametrize(
     ("fault", "failed", "expected"),
     [
-        (Fault("answer", code="E110", count=1), 0, {"SendFailed": 1}),  # PERMANENT
-        (Fault("answer", code="E999", count=1), 0, {"UnknownErrorCode": 1}),
-        (Fault("http_error", status=502, count=1), 0, {"OutcomeUnknown": 1}),
-        (Fault("answer", code="E503", count=1), 1, {"TransientRetries": 1}),  # never left: retried
+        (ProviderFault("answer", code="E110", count=1), 0, {"SendFailed": 1}),  # PERMANENT
+        (ProviderFault("answer", code="E999", count=1), 0, {"UnknownErrorCode": 1}),
+        (ProviderFault("http_error", status=502, count=1), 0, {"OutcomeUnknown": 1}),
+        (ProviderFault("answer", code="E503", count=1), 1, {"TransientRetries": 1}),  # never left: retried
     ],
     ids=["permanent", "unknown code", "outcome unknown", "transient"],
 )
@@ -397,13 +397,13 @@ def test_each_failed_call(sender, clean_simulator, reachable, capsys, fault, fai
 
 @drives("sender", "Throttled", "Deferred")
 def test_a_throttled_call_and_the_record_it_holds_back(sender, clean_simulator, reachable, capsys):
-    clean_simulator.add_fault(Fault("answer", code="E113", count=1))
+    clean_simulator.add_fault(ProviderFault("answer", code="E113", count=1))
     assert send(sender, capsys, send_request(), send_request(), failed=2) == {"Throttled": 1, "Deferred": 1}
 
 
 @drives("sender", "AccountErrors", "ProviderAuthError")
 def test_the_provider_refusing_the_account(sender, clean_simulator, reachable, capsys):
-    clean_simulator.add_fault(Fault("answer", code="E104", count=1))
+    clean_simulator.add_fault(ProviderFault("answer", code="E104", count=1))
     assert send(sender, capsys, send_request(), send_request(), failed=2) == {
         "AccountErrors": 1,
         "ProviderAuthError": 1,

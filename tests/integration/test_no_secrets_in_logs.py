@@ -25,10 +25,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
 from local.runtime import patched_environ
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from local.sqs_mapping import lambda_record
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core import envelope
@@ -244,7 +244,7 @@ def test_postbacks_admitted_and_refused_never_log_the_token(ingest, token_secret
         "token, not base64": ingest.invoke(postback_event(TOKEN, raw_body="not base64!"))["statusCode"],
         "token, too large": ingest.invoke(postback_event(TOKEN, body=b"x" * (1024 * 1024 + 1)))["statusCode"],
     }
-    with faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
         answered["token, S3 down"] = ingest.invoke(postback_event(TOKEN, body=b"<POSTBACK>down</POSTBACK>"))[
             "statusCode"
         ]
@@ -376,15 +376,15 @@ def test_sends_accepted_and_failing_never_log_the_api_key(
     send(sender, sqs, aws_stack, f"accepted-{run}")
     # Then the provider's other answers, one request each: the key is sent with every call.
     faulted = {
-        f"auth-error-{run}": Fault("answer", code="E104", count=1),
-        f"throttled-{run}": Fault("answer", code="E113", count=1),
-        f"permanent-error-{run}": Fault("answer", code="E110", count=1),
-        f"key-echoed-{run}": Fault(
+        f"auth-error-{run}": ProviderFault("answer", code="E104", count=1),
+        f"throttled-{run}": ProviderFault("answer", code="E113", count=1),
+        f"permanent-error-{run}": ProviderFault("answer", code="E110", count=1),
+        f"key-echoed-{run}": ProviderFault(
             "malformed",
             body=f"<RESPONSE><STATUS>Failure</STATUS><ERRORINFO>bad key {API_KEY}</ERRORINFO>",
             count=1,
         ),
-        f"http-500-{run}": Fault("http_error", status=500, count=1),
+        f"http-500-{run}": ProviderFault("http_error", status=500, count=1),
     }
     for request_id, fault in faulted.items():
         simulator.add_fault(fault)

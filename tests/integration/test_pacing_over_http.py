@@ -28,7 +28,7 @@ import boto3
 import pytest
 
 from local import stack as local_stack
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from local.sqs_mapping import mappings_from_stack
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.sending.ledger_store import SendLedger
@@ -234,14 +234,18 @@ def test_the_window_bound_follows_the_constants():
 # --------------------------------------------------------------------- a Retry-After into the penalty
 
 THROTTLES = {
-    "proxy-429-retry-after-7": (Fault("http_error", status=429, retry_after_s=7, count=1), 7, "http_429"),
-    "e113-retry-after-5": (Fault("answer", code="E113", retry_after_s=5, count=1), 5, "E113"),
+    "proxy-429-retry-after-7": (
+        ProviderFault("http_error", status=429, retry_after_s=7, count=1),
+        7,
+        "http_429",
+    ),
+    "e113-retry-after-5": (ProviderFault("answer", code="E113", retry_after_s=5, count=1), 5, "E113"),
     "proxy-429-retry-after-120": (
-        Fault("http_error", status=429, retry_after_s=120, count=1),
+        ProviderFault("http_error", status=429, retry_after_s=120, count=1),
         120,
         "http_429",
     ),
-    "e113-no-retry-after": (Fault("answer", code="E113", count=1), None, "E113"),
+    "e113-no-retry-after": (ProviderFault("answer", code="E113", count=1), None, "E113"),
 }
 
 

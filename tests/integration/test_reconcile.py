@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from local import stack as local_stack
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.core.times import iso
 from mmsbridge.postbacks.consume import consume
 from mmsbridge.sending.ledger import SendStatus, outbound_items
@@ -135,7 +135,7 @@ def sms(to: str, label: str) -> dict:
 
 def send_with_lost_answer(sender: Sender, simulator: ProviderSimulator, request: dict) -> None:
     """One delivery of `request` whose call the provider accepts and whose answer it then drops."""
-    simulator.add_fault(Fault("drop", accept=True, count=1))
+    simulator.add_fault(ProviderFault("drop", accept=True, count=1))
     record = {
         "messageId": str(uuid.uuid4()),
         "receiptHandle": "rh",

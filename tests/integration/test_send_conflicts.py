@@ -12,7 +12,7 @@ import pytest
 
 from local import stack as local_stack
 from local.runtime import patched_environ
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.sending.conflicts import CONFLICTS_SK, KEEP, record_conflict, same_body
 from mmsbridge.sending.ledger import sha256_hex
 from mmsbridge.sending.ledger_store import SendLedger
@@ -89,7 +89,7 @@ def test_a_conflict_while_the_request_waits_never_replaces_what_is_sent(harness,
     first = sms()
     request_id = first["request_id"]
     original = message(first)
-    simulator.add_fault(Fault("answer", code="E113", count=1))
+    simulator.add_fault(ProviderFault("answer", code="E113", count=1))
     (throttled,) = run(harness.sender(), original)
     assert throttled.outcome == "throttled"
     assert SendLedger(table).get(request_id)["status"] == "RETRY"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.sending.ledger import SendStatus
 from mmsbridge.sending.ledger_store import SendLedger
@@ -425,7 +425,7 @@ def test_e113_stops_the_batch_and_everything_is_sent_once_after_the_storm(table)
     with ProviderSimulator(api_key=API_KEY, templates=["48213"], clock=lambda: now[0]) as simulator:
         harness = Harness(table, simulator)
         messages = [message(sms()) for _ in range(25)]
-        simulator.add_fault(Fault("answer", code="E113", duration_s=0.6))
+        simulator.add_fault(ProviderFault("answer", code="E113", duration_s=0.6))
         first = run(harness.sender(), *messages[:10])
         assert first[0].outcome == "throttled"
         assert first[0].code == "E113"
@@ -524,7 +524,7 @@ def test_a_proxys_429_throttles_for_its_retry_after_and_is_not_an_account_proble
 
 
 def test_a_429_without_retry_after_backs_off_with_jitter_and_sends_once_later(harness, simulator):
-    simulator.add_fault(Fault("http_error", status=429, count=1))
+    simulator.add_fault(ProviderFault("http_error", status=429, count=1))
     messages = [message(sms()) for _ in range(3)]
     results = run(harness.sender(), *messages)
     assert [(r.outcome, r.code) for r in results] == [
@@ -540,7 +540,8 @@ def test_a_429_without_retry_after_backs_off_with_jitter_and_sends_once_later(ha
 
 
 def test_a_408_without_an_api_answer_is_outcome_unknown(harness, table, simulator):
-    simulator.add_fault(Fault("http_error", status=408, count=1, accept=True))  # it was read and accepted
+    # It was read and accepted.
+    simulator.add_fault(ProviderFault("http_error", status=408, count=1, accept=True))
     request = sms()
     results = run(harness.sender(), message(request), message(sms()))
     assert [(r.outcome, r.code) for r in results] == [("outcome_unknown", "http_408"), ("deferred", None)]
@@ -556,7 +557,7 @@ def test_a_408_without_an_api_answer_is_outcome_unknown(harness, table, simulato
 
 
 def test_at_least_once_resends_after_a_408(harness, simulator):
-    simulator.add_fault(Fault("http_error", status=408, count=1))
+    simulator.add_fault(ProviderFault("http_error", status=408, count=1))
     settled = drain(harness.sender(delivery=Delivery.AT_LEAST_ONCE), [message(sms())])
     assert [r.outcome for r in settled.values()] == ["accepted"]
 
@@ -580,14 +581,14 @@ def test_a_429_or_408_carrying_an_api_error_is_classified_by_its_code(harness, p
 
 @pytest.mark.parametrize("status", [400, 403, 404])
 def test_any_other_4xx_without_an_api_answer_is_still_an_account_problem(harness, simulator, status):
-    simulator.add_fault(Fault("http_error", status=status, count=1))
+    simulator.add_fault(ProviderFault("http_error", status=status, count=1))
     (result,) = run(harness.sender(), message(sms()))
     assert (result.outcome, result.code) == ("account_error", "http_4xx")
     assert harness.forgotten == 1
 
 
 def test_throttled_messages_go_to_the_dlq_only_after_the_maximum_age(harness, simulator):
-    simulator.add_fault(Fault("answer", code="E113"))
+    simulator.add_fault(ProviderFault("answer", code="E113"))
     old = message(sms())
     old.sent_ms -= 7 * 3600 * 1000  # older than the default 6 hours
     young = message(sms())
@@ -599,7 +600,7 @@ def test_throttled_messages_go_to_the_dlq_only_after_the_maximum_age(harness, si
 
 @pytest.mark.parametrize("code", ["E104", "E112", "E713"])
 def test_an_account_error_stops_the_batch_and_forgets_the_key(harness, table, simulator, code):
-    simulator.add_fault(Fault("answer", code=code, count=1))
+    simulator.add_fault(ProviderFault("answer", code=code, count=1))
     requests = [sms(), sms(), sms()]
     results = run(harness.sender(), *map(message, requests))
     assert [r.outcome for r in results] == ["account_error", "deferred", "deferred"]
@@ -622,13 +623,13 @@ def test_an_unreadable_api_key_holds_every_record(harness, simulator):
 
 
 def test_transient_errors_retry_then_fail_at_the_attempt_bound(harness, table, simulator):
-    simulator.add_fault(Fault("answer", code="E503", count=1))
+    simulator.add_fault(ProviderFault("answer", code="E503", count=1))
     recovers = sms()
     settled = drain(harness.sender(), [message(recovers)])
     assert [r.outcome for r in settled.values()] == ["accepted"]
     assert int(SendLedger(table).get(recovers["request_id"])["transient_failures"]) == 1
 
-    simulator.add_fault(Fault("answer", code="E618"))
+    simulator.add_fault(ProviderFault("answer", code="E618"))
     stuck = sms()
     settled = drain(harness.sender(max_attempts=3), [message(stuck)])
     (result,) = settled.values()
@@ -643,7 +644,7 @@ def test_transient_errors_retry_then_fail_at_the_attempt_bound(harness, table, s
     ("code", "outcome"), [("E110", "failed"), ("E114", "failed"), ("E999", "failed_unknown_code")]
 )
 def test_permanent_and_unknown_codes_are_recorded_and_not_retried(harness, table, simulator, code, outcome):
-    simulator.add_fault(Fault("answer", code=code, count=1))
+    simulator.add_fault(ProviderFault("answer", code=code, count=1))
     request = sms()
     results = run(harness.sender(), message(request), message(sms()))
     assert (results[0].outcome, results[0].disposition, results[0].code) == (outcome, Disposition.DONE, code)
@@ -656,10 +657,10 @@ def test_permanent_and_unknown_codes_are_recorded_and_not_retried(harness, table
 @pytest.mark.parametrize(
     "fault",
     [
-        Fault("delay", delay_s=3.0, accept=True),
-        Fault("http_error", status=502, accept=True),
-        Fault("malformed", accept=True),
-        Fault("drop", accept=True),
+        ProviderFault("delay", delay_s=3.0, accept=True),
+        ProviderFault("http_error", status=502, accept=True),
+        ProviderFault("malformed", accept=True),
+        ProviderFault("drop", accept=True),
     ],
 )
 def test_an_unknown_outcome_is_recorded_not_resent_at_most_once(harness, table, simulator, fault):
@@ -676,7 +677,7 @@ def test_an_unknown_outcome_is_recorded_not_resent_at_most_once(harness, table, 
 
 
 def test_at_least_once_retries_an_unknown_outcome(harness, simulator):
-    simulator.add_fault(Fault("http_error", status=503, count=1))
+    simulator.add_fault(ProviderFault("http_error", status=503, count=1))
     settled = drain(harness.sender(delivery=Delivery.AT_LEAST_ONCE), [message(sms())])
     assert [r.outcome for r in settled.values()] == ["accepted"]
 
@@ -705,7 +706,7 @@ def test_an_unexpected_error_goes_to_the_dlq_at_the_fifth_error_of_its_message(h
 def test_receives_that_were_not_errors_do_not_count_towards_the_dlq(harness, simulator, monkeypatch):
     m = message(sms())
     m.receive_count = 40  # handed back for throttling many times (E113), never an error
-    simulator.add_fault(Fault("answer", code="E113", count=1))
+    simulator.add_fault(ProviderFault("answer", code="E113", count=1))
     (throttled,) = run(harness.sender(), m)
     assert throttled.outcome == "throttled"
 
@@ -731,7 +732,7 @@ def test_when_the_error_count_cannot_be_written_the_record_is_handed_back(harnes
 
 
 def test_the_ledger_never_holds_the_api_key(harness, table, simulator):
-    simulator.add_fault(Fault("answer", code="E104", count=1))
+    simulator.add_fault(ProviderFault("answer", code="E104", count=1))
     request = sms()
     run(harness.sender(), message(request))
     assert API_KEY not in json.dumps(SendLedger(table).get(request["request_id"]), default=str)

@@ -13,7 +13,7 @@ import pytest
 
 from local import stack as local_stack
 from local.runtime import patched_environ
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from local.sqs_mapping import lambda_record
 from mmsbridge.aws.state_table import StateTable, to_dynamo
 from mmsbridge.sending.ledger_store import SendLedger
@@ -186,7 +186,7 @@ def test_throttled_records_come_back_later_and_unsent_ones_with_them(
         for i in range(3)
     ]
     event = deliver(sqs, queue, bodies, aws_stack.region)
-    simulator.add_fault(Fault("answer", code="E113", count=1))
+    simulator.add_fault(ProviderFault("answer", code="E113", count=1))
     response = sender.invoke(event)
     assert failed_ids(response) == {r["messageId"] for r in event["Records"]}
     # Handed back with a jittered visibility of at least a second: not visible right away.

@@ -26,7 +26,7 @@ import boto3
 import pytest
 
 from local import stack as local_stack
-from local.simulator import Fault, ProviderSimulator
+from local.simulator import ProviderFault, ProviderSimulator
 from mmsbridge.aws.state_table import StateTable, to_dynamo
 from mmsbridge.sending.ledger_store import SendLedger
 from mmsbridge.sending.limiter import KEY as PACE_KEY
@@ -112,7 +112,7 @@ def sms(label: str) -> dict[str, Any]:
     }
 
 
-def hand_back(senders, aws, simulator, which: str, draw: float, *, fault: Fault | None = None):
+def hand_back(senders, aws, simulator, which: str, draw: float, *, fault: ProviderFault | None = None):
     """One batch of len(RECEIVES) records through the handler with the jitter pinned at `draw`: the
     response, the records, the requests and the visibility timeouts set (receipt handle -> seconds)."""
     resolved, functions = senders
@@ -144,8 +144,8 @@ def handed_back(response: dict[str, Any]) -> set[str]:
 
 
 CASES = {
-    "e113": (Fault("answer", code="E113", count=1), "simulator", THROTTLED, "throttled"),
-    "account-e104": (Fault("answer", code="E104", count=1), "simulator", ACCOUNT, "account"),
+    "e113": (ProviderFault("answer", code="E113", count=1), "simulator", THROTTLED, "throttled"),
+    "account-e104": (ProviderFault("answer", code="E104", count=1), "simulator", ACCOUNT, "account"),
     "refused-connection": (None, "refused", TRANSIENT, "transient_retry"),
 }
 
@@ -172,7 +172,7 @@ def test_a_stopped_batch_comes_back_after_its_policys_backoff(senders, aws, simu
 @pytest.mark.parametrize("draw", [0.0, 1.0], ids=["jitter-floor", "jitter-ceiling"])
 def test_a_transient_answer_backs_off_that_record_and_the_batch_goes_on(senders, aws, simulator, table, draw):
     response, records, requests, timeouts = hand_back(
-        senders, aws, simulator, "simulator", draw, fault=Fault("answer", code="E503", count=1)
+        senders, aws, simulator, "simulator", draw, fault=ProviderFault("answer", code="E503", count=1)
     )
     first = records[0]
     assert handed_back(response) == {first["messageId"]}

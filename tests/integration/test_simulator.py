@@ -23,7 +23,7 @@ import requests
 from defusedxml.ElementTree import fromstring
 
 from local.moto import free_port
-from local.simulator import Fault, PostbackSettings, ProviderSimulator
+from local.simulator import PostbackSettings, ProviderFault, ProviderSimulator
 from mmsbridge.postbacks.reader import parse_postback
 from mmsbridge.sending.provider_http import ProviderClient
 from mmsbridge.sending.provider_xml import (
@@ -797,7 +797,7 @@ def test_quota_comes_before_interval_and_throughput(make_sim):
 
 # -- faults --------------------------------------------------------------------------------------------------
 def test_http_error_fault_answers_html_and_processes_nothing(make_sim):
-    simulator = make_sim(faults=[Fault("http_error", status=503, count=1)])
+    simulator = make_sim(faults=[ProviderFault("http_error", status=503, count=1)])
 
     failed = post(simulator, sms())
     succeeded = post(simulator, sms())
@@ -842,7 +842,7 @@ def test_a_proxys_429_has_no_xml_and_a_retry_after(make_sim):
 @pytest.mark.parametrize("accept", [False, True])
 def test_a_proxys_408_has_no_xml_and_leaves_the_outcome_unknown(make_sim, receiver, accept):
     simulator = make_sim(
-        postback_url=receiver.url, faults=[Fault("http_error", status=408, count=1, accept=accept)]
+        postback_url=receiver.url, faults=[ProviderFault("http_error", status=408, count=1, accept=accept)]
     )
 
     response = post(simulator, sms())
@@ -874,7 +874,7 @@ def test_an_unusable_retry_after_is_refused(make_sim, fault):
 
 
 def test_delay_fault_times_the_client_out_after_accepting(make_sim, receiver):
-    simulator = make_sim(postback_url=receiver.url, faults=[Fault("delay", delay_s=0.8, count=1)])
+    simulator = make_sim(postback_url=receiver.url, faults=[ProviderFault("delay", delay_s=0.8, count=1)])
 
     with pytest.raises(requests.ReadTimeout):
         post(simulator, sms(), timeout=0.3)
@@ -887,7 +887,7 @@ def test_delay_fault_times_the_client_out_after_accepting(make_sim, receiver):
 
 @pytest.mark.parametrize("accept", [False, True])
 def test_drop_fault_closes_the_connection(make_sim, accept):
-    simulator = make_sim(faults=[Fault("drop", count=1, accept=accept)])
+    simulator = make_sim(faults=[ProviderFault("drop", count=1, accept=accept)])
 
     with pytest.raises(requests.ConnectionError):
         post(simulator, sms())
@@ -901,7 +901,7 @@ def test_drop_fault_closes_the_connection(make_sim, accept):
 
 
 def test_malformed_fault_answers_200_with_a_body_that_is_not_xml(make_sim):
-    simulator = make_sim(faults=[Fault("malformed", count=1)])
+    simulator = make_sim(faults=[ProviderFault("malformed", count=1)])
 
     response = post(simulator, sms())
 
@@ -913,7 +913,7 @@ def test_malformed_fault_answers_200_with_a_body_that_is_not_xml(make_sim):
 
 @pytest.mark.parametrize("code", ["E503", "E113", "E106", "E120", "E104", "E626", "E112"])
 def test_answer_fault_gives_the_api_failure_on_demand(make_sim, code):
-    simulator = make_sim(faults=[Fault("answer", code=code, count=1, actions=("sendSMS",))])
+    simulator = make_sim(faults=[ProviderFault("answer", code=code, count=1, actions=("sendSMS",))])
 
     values = answer(post(simulator, sms()))
 
@@ -924,7 +924,7 @@ def test_answer_fault_gives_the_api_failure_on_demand(make_sim, code):
 
 def test_faults_can_target_one_action(make_sim):
     simulator = make_sim(
-        faults=[Fault("answer", code="E626", actions=("sendSavedMMS",))], templates=["48213"]
+        faults=[ProviderFault("answer", code="E626", actions=("sendSavedMMS",))], templates=["48213"]
     )
 
     assert answer(post(simulator, sms()))["STATUS"] == "Success"
@@ -933,7 +933,7 @@ def test_faults_can_target_one_action(make_sim):
 
 def test_rate_faults_are_deterministic_with_a_seed(make_sim):
     def run() -> list[str]:
-        simulator = make_sim(faults=[Fault("answer", code="E503", rate=0.5)], seed=7)
+        simulator = make_sim(faults=[ProviderFault("answer", code="E503", rate=0.5)], seed=7)
         return [answer(post(simulator, sms(text=str(n)))).get("ERRORCODE", "Success") for n in range(16)]
 
     first, second = run(), run()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local import faults
+from local import aws_faults
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.postbacks.consume import consume
 from tests.conftest import SAMPLES, ingest_record
@@ -91,7 +91,7 @@ def test_a_redelivered_e101_keeps_its_history_item_as_first_written(table):
 def test_a_table_error_on_the_first_sighting_sends_the_record_back_and_writes_nothing(table):
     email = f"{uuid.uuid4().hex[:10]}@example.com"
     body = email_sub("N303", email)
-    with faults.inject(table.client, "PutItem", rate=1.0, code="InternalServerError") as stats:
+    with aws_faults.inject(table.client, "PutItem", rate=1.0, code="InternalServerError") as stats:
         outcome = delivered(table, body, T1)
     assert stats.injected >= 1
     assert len(outcome.failed) == 1

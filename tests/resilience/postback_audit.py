@@ -1,7 +1,6 @@
-"""The receive path's fault matrix, its three parts: a corpus of postbacks as the provider sends them, the
-provider's side of the HTTP exchange (retry until 200, bounded as in docs/provider-protocol.md §5.2), and the
-audit of what
-went in against what came out (S3 archive, DynamoDB state, postback queue and its DLQ).
+"""The receive path's resilience matrix, its three parts: a corpus of postbacks as the provider sends them,
+the provider's side of the HTTP exchange (retry until 200, bounded as in docs/provider-protocol.md §5.2), and
+the audit of what went in against what came out (S3 archive, DynamoDB state, postback queue and its DLQ).
 
 The audit has two oracles. The exact one is the fault-free table: every item the consumer's own planner
 (`plan_batch`) makes of the corpus, compared with the table item for item, so a missing, extra or altered
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSResponse
 
-from local.faults import _error_response
+from local.aws_faults import _error_response
 from local.simulator.postbacks import (
     DEFAULT_SPID,
     HYPHENATED,
@@ -282,8 +281,8 @@ class TaskTimedOut(BaseException):
 
 
 @dataclass
-class WriteFaults:
-    """Faults on the consumer's DynamoDB writes, through botocore's hooks, decided once per API call (a
+class AwsWriteFaults:
+    """AWS faults on the consumer's DynamoDB writes, through botocore's hooks, decided once per API call (a
     call's retries are its attempts; `amz-sdk-request` numbers them):
 
     - every `fail_every`-th call fails on every attempt, with `errors` in turn, so the client's retries are
@@ -317,7 +316,7 @@ class WriteFaults:
         self._spent = 0
 
     @contextmanager
-    def on(self, clients: Iterable[Any]) -> Iterator[WriteFaults]:
+    def on(self, clients: Iterable[Any]) -> Iterator[AwsWriteFaults]:
         hooks = [
             ("before-parameter-build.dynamodb.BatchWriteItem", self._decide),
             ("before-parameter-build.dynamodb.PutItem", self._decide),

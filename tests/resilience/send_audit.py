@@ -1,5 +1,5 @@
-"""The send path under faults: the real sender handler behind the template's SQS mapping, on moto, against a
-provider simulator on loopback; and the audit of what became of every send request.
+"""The send path under provider and AWS faults: the real sender handler behind the template's SQS mapping,
+on moto, against a provider simulator on loopback; and the audit of what became of every send request.
 
 The rig is the local stack's send half, wired from template.yaml and samconfig.toml [local] with parameter
 overrides (ProviderApiUrl, SendThroughputPerSecond, SendDelivery, ...), so the handler reads the environment
@@ -44,7 +44,7 @@ from mmsbridge.sending import provider_http as provider_client
 from mmsbridge.sending import sender as sender_module
 from mmsbridge.sending.ledger import FINAL, LEDGER_SK, ledger_key
 from mmsbridge.sending.provider_http import ProviderClient, ProviderReply
-from tests.faults.postback_audit import queue_depth
+from tests.resilience.postback_audit import queue_depth
 from tests.waiting import eventually
 
 CLIENT_TIMEOUT_S = (1.0, 3.0)  # connect, read
@@ -137,7 +137,7 @@ class Hooks:
     # Runs in the handler right after each provider call returned, before the sender records the outcome:
     # a hook that raises there is a death after the provider was called.
     after_call: AfterCall | None = None
-    # Applied to every DynamoDB client a container makes (and has made): fault injection for a scenario.
+    # Applied to every DynamoDB client a container makes (and has made): AWS fault injection for a scenario.
     dynamodb: list[Callable[[Any], None]] = field(default_factory=list)
     dynamodb_clients: list[Any] = field(default_factory=list)
 
@@ -423,7 +423,7 @@ def audit(rig: SendRig, requests: list[dict[str, Any]]) -> Audit:
 
 # ------------------------------------------------------------------------------ writes that failed
 
-INJECTED_MESSAGE = "injected fault"  # the message of every error local.faults makes up
+INJECTED_MESSAGE = "injected fault"  # the message of every error local.aws_faults makes up
 _WRITES = ("PutItem", "UpdateItem", "BatchWriteItem")
 
 

@@ -1,5 +1,5 @@
-"""The receive path under faults: postbacks posted over HTTP to the real ingest handler, the real consumer
-driven by the template's SQS mapping, faults injected into the handlers' own boto3 clients; then an audit
+"""The receive path under AWS faults: postbacks posted over HTTP to the real ingest handler, the real consumer
+driven by the template's SQS mapping, AWS faults injected into the handlers' own boto3 clients; then an audit
 of every postback in against S3, DynamoDB, the postback queue and its DLQ: nothing lost, nothing doubled,
 the state the same as without the fault.
 
@@ -27,22 +27,22 @@ from typing import Any
 import boto3
 import pytest
 
-from local import faults
+from local import aws_faults
 from local import stack as local_stack
 from local.gateway import Gateway
 from local.runtime import LocalFunction, patched_environ
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
 from local.template import LocalStack
 from mmsbridge.aws.state_table import StateTable
-from tests.faults.postback_audit import (
+from tests.resilience.postback_audit import (
     PROVIDER_ATTEMPTS,
     Audit,
+    AwsWriteFaults,
     Corpus,
     Provider,
     RuntimeExited,
     TableSnapshot,
     TaskTimedOut,
-    WriteFaults,
     apply_in_waves,
     archive_key,
     archive_versions,
@@ -212,10 +212,10 @@ def tag(name: str) -> str:
 
 @contextmanager
 def inject_all(clients: list[Any], operation: str, *, seed: int, **fault: Any) -> Iterator[list[Any]]:
-    """faults.inject on each client (one per container), each with its own seeded placement."""
+    """aws_faults.inject on each client (one per container), each with its own seeded placement."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(faults.inject(client, operation, seed=seed + n, **fault))
+            stack.enter_context(aws_faults.inject(client, operation, seed=seed + n, **fault))
             for n, client in enumerate(clients)
         ]
 
@@ -307,7 +307,7 @@ def test_sqs_send_failures_answer_503_leave_an_object_only_and_the_retry_enqueue
 def test_dynamodb_throttles_and_server_errors_send_records_back_through_the_queue(pipeline):
     corpus = build_corpus(tag("ddb-fails"))
     provider = pipeline.provider()
-    faulty = WriteFaults(errors=DYNAMODB_ERRORS, fail_every=3, blip_share=0.3, budget=4, seed=14)
+    faulty = AwsWriteFaults(errors=DYNAMODB_ERRORS, fail_every=3, blip_share=0.3, budget=4, seed=14)
     with pipeline.counting() as queue, faulty.on(pipeline.table_clients):
         never = provider.send(corpus.bodies)
         settled = pipeline.settle()
@@ -325,7 +325,7 @@ def test_dynamodb_throttles_and_server_errors_send_records_back_through_the_queu
 def test_invocations_that_crash_or_time_out_mid_batch_are_redelivered_and_reapplied_once(pipeline):
     corpus = build_corpus(tag("ends"))
     provider = pipeline.provider()
-    faulty = WriteFaults(end_every=3, endings=(RuntimeExited, TaskTimedOut), budget=4, seed=15)
+    faulty = AwsWriteFaults(end_every=3, endings=(RuntimeExited, TaskTimedOut), budget=4, seed=15)
     with pipeline.counting() as queue, faulty.on(pipeline.table_clients):
         never = provider.send(corpus.bodies)
         settled = pipeline.settle()

@@ -1,14 +1,14 @@
-"""The send path's fault matrix: for each fault, 100 send requests (a seeded mix of sendSMS, sendMMS and
+"""The send path's resilience matrix: for each fault, 100 send requests (a seeded mix of sendSMS, sendMMS and
 sendSavedMMS) go on the send queue, the real sender handler takes them through the template's SQS mapping
 against the provider simulator, and the audit accounts for every one: one ledger in one final status, or
 dead-lettered with its reason where that is the documented disposition; none lost; the send queue drained;
 no request accepted by the provider twice, and every SENT (ACCEPTED) request with exactly one outbound
 record, the one of the send the provider accepted.
 
-Faults: the provider answering 5xx, timing out, dropping the answer or answering broken XML on a share of
-calls (outcome unknown: at most once these are OUTCOME_UNKNOWN, never resent); an E113 storm (all sent,
-exactly once, none dead-lettered); DynamoDB throttling and failing the sender's writes; the sender dying after
-the provider accepted a request, before it recorded the outcome or the outbound record.
+Provider faults: the provider answering 5xx, timing out, dropping the answer or answering broken XML on a
+share of calls (outcome unknown: at most once these are OUTCOME_UNKNOWN, never resent); an E113 storm (all
+sent, exactly once, none dead-lettered). AWS faults: DynamoDB throttling and failing the sender's writes. And
+the sender dying after the provider accepted a request, before it recorded the outcome or the outbound record.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import uuid
 
 import pytest
 
-from local import faults as boto_faults
+from local import aws_faults
 from local import stack as local_stack
-from local.simulator import Fault, e113_storm
+from local.simulator import ProviderFault, e113_storm
 from local.sqs_mapping import RECEIVE_WAIT_S
 from mmsbridge.sending.ledger_store import SendLedger
-from tests.faults.send_audit import (
+from tests.resilience.send_audit import (
     Audit,
     FailedWrites,
     ProviderReply,
@@ -89,37 +89,40 @@ def assert_accounted(result: Audit, *, statuses: set[str], dead_letter: str | No
 
 # ------------------------------------------------------------ 1-3: the provider fails a share of calls
 
-# Per fault: the simulator's faults, 3% of calls each, one the provider does not process and one it processes
+# Per case: provider faults, 3% of calls each, one the provider does not process and one it processes
 # first (the send is accepted, only the answer is lost); and, by the simulator's label of the fault, how the
 # ledger names the failure and whether the provider sent the message. With this seed, the 100 calls of a run
 # draw 3 of the first and 4 of the second.
 SEED_1_3 = 21
-OUTCOME_UNKNOWN_FAULTS = {
+OUTCOME_UNKNOWN_PROVIDER_FAULTS = {
     "http-5xx": (
-        [Fault("http_error", status=502, rate=0.03), Fault("http_error", status=503, rate=0.03, accept=True)],
+        [
+            ProviderFault("http_error", status=502, rate=0.03),
+            ProviderFault("http_error", status=503, rate=0.03, accept=True),
+        ],
         {"http_error:502": ("http_5xx", False), "http_error:503": ("http_5xx", True)},
     ),
     "timeout": (
         # The delayed answer comes twice the client's read timeout late: always after it gave up.
-        [Fault("delay", delay_s=6.0, rate=0.03), Fault("drop", rate=0.03, accept=True)],
+        [ProviderFault("delay", delay_s=6.0, rate=0.03), ProviderFault("drop", rate=0.03, accept=True)],
         {"delay:6s": ("read_timeout", True), "drop": ("connection_lost", True)},
     ),
     "malformed-xml": (
         [
-            Fault("malformed", rate=0.03),
-            Fault("malformed", body="<RESPONSE><STATUS>Succ", rate=0.03, accept=True),
+            ProviderFault("malformed", rate=0.03),
+            ProviderFault("malformed", body="<RESPONSE><STATUS>Succ", rate=0.03, accept=True),
         ],
         {"malformed": ("not_xml", None)},
     ),
 }
 
 
-@pytest.mark.parametrize("name", list(OUTCOME_UNKNOWN_FAULTS))
+@pytest.mark.parametrize("name", list(OUTCOME_UNKNOWN_PROVIDER_FAULTS))
 def test_at_most_once_a_call_with_an_unknown_outcome_is_never_resent(send_path, name):
     """HTTP 5xx, a read timeout (the answer 6 s late, the client waits 3 s), a dropped connection, broken
     XML: the provider may have sent the message, so the request ends OUTCOME_UNKNOWN and is never called
     again, whether the provider did process it (accepted once) or not; every other request is SENT."""
-    faults, expected = OUTCOME_UNKNOWN_FAULTS[name]
+    faults, expected = OUTCOME_UNKNOWN_PROVIDER_FAULTS[name]
     rig = send_path.scenario(seed=SEED_1_3)
     for fault in faults:
         rig.simulator.add_fault(fault)
@@ -156,7 +159,7 @@ def test_an_e113_storm_ends_with_every_request_sent_exactly_once(send_path):
     All SENT, each exactly once, none dead-lettered, within the bounded wait."""
     rig = send_path.scenario(seed=113)
     rig.simulator.add_fault(e113_storm(1.5))
-    rig.simulator.add_fault(Fault("answer", code="E113", rate=0.1, duration_s=3.0))
+    rig.simulator.add_fault(ProviderFault("answer", code="E113", rate=0.1, duration_s=3.0))
     result = run(rig, "e113", seed=113, timeout=45)
 
     assert_accounted(result, statuses={"ACCEPTED"})
@@ -170,7 +173,7 @@ def test_an_e113_storm_ends_with_every_request_sent_exactly_once(send_path):
 
 # ------------------------------------------------------------------ 5: DynamoDB fails the sender's writes
 
-DYNAMODB_FAULTS = [
+DYNAMODB_AWS_FAULTS = [
     {"rate": 0.02, "status": 400, "code": "ProvisionedThroughputExceededException"},
     {"rate": 0.25, "status": 500, "code": "InternalServerError"},
 ]
@@ -191,15 +194,15 @@ def test_dynamodb_throttling_and_errors_on_the_senders_writes_lose_nothing_and_s
     at its fifth error, in the DLQ)."""
     rig = send_path.scenario(seed=5)
     seeds = iter(range(5000, 6000))
-    injected: list[boto_faults.FaultStats] = []
+    injected: list[aws_faults.AwsFaultStats] = []
     failed = FailedWrites()
     with contextlib.ExitStack() as faults:
 
         def inject(client) -> None:
             faults.enter_context(failed.watching(client))
             for operation in ("PutItem", "UpdateItem", "BatchWriteItem"):
-                for fault in DYNAMODB_FAULTS:
-                    stats = boto_faults.inject(client, operation, seed=next(seeds), **fault)
+                for fault in DYNAMODB_AWS_FAULTS:
+                    stats = aws_faults.inject(client, operation, seed=next(seeds), **fault)
                     injected.append(faults.enter_context(stats))
 
         rig.on_dynamodb_clients(inject)

@@ -1,5 +1,6 @@
-"""Fault injection for boto3 clients, through botocore's own event hooks: the injected failure goes
-through the client's real retry logic and error parsing, exactly like one coming off the wire."""
+"""AWS faults: failures injected into boto3 clients, through botocore's own event hooks. The injected
+failure goes through the client's real retry logic and error parsing, exactly like one coming off the wire.
+(The provider simulator's injected answers are provider faults: local/simulator/provider_faults.py.)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class StaticBody:
 
 
 @dataclass
-class FaultStats:
+class AwsFaultStats:
     calls: int = 0
     injected: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -62,14 +63,14 @@ def inject(
     code: str = "InternalError",
     connection_error: bool = False,
     seed: int | None = None,
-) -> Iterator[FaultStats]:
+) -> Iterator[AwsFaultStats]:
     """While active, calls of `operation` ("PutObject", "*" for all) on `client` wait `delay_s` and then,
     with probability `rate`, fail: an HTTP `status` error with `code`, or a connection error."""
     rng = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
-    stats = FaultStats()
+    stats = AwsFaultStats()
     service = client.meta.service_model.service_id.hyphenize()
     event_name = f"before-send.{service}" + ("" if operation == "*" else f".{operation}")
-    unique_id = f"mmsbridge-fault-{uuid.uuid4()}"
+    unique_id = f"mmsbridge-aws-fault-{uuid.uuid4()}"
 
     def hook(request: Any, **_: Any) -> AWSResponse | None:
         if delay_s:

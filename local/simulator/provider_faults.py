@@ -1,7 +1,8 @@
-"""Faults the simulated API injects into its answers, chosen per call, deterministic with a seed.
+"""Provider faults: what the simulated API injects into its answers, chosen per call, deterministic with a
+seed. (Failures of AWS calls are another thing, AWS faults: local/aws_faults.py.)
 
-A `Fault` has a kind and a selection: a share of calls (`rate`), the next `count` matching calls, a time
-window (`duration_s` from when it is added), optionally only some actions. The first active fault that
+A `ProviderFault` has a kind and a selection: a share of calls (`rate`), the next `count` matching calls, a
+time window (`duration_s` from when it is added), optionally only some actions. The first active fault that
 fires answers the call. Kinds:
 
 | kind | the client sees |
@@ -15,7 +16,7 @@ fires answers the call. Kinds:
 With `accept=True` the call is processed as usual first (a send is accepted and its postbacks follow), and
 only the answer is replaced: the "provider accepted it but the client never learned" case (a proxy's 408
 after the API read the request). `retry_after_s` adds a `Retry-After: <seconds>` header to the answer (a
-proxy's 429 says when calls may resume: `Fault("http_error", status=429, retry_after_s=7)`).
+proxy's 429 says when calls may resume: `ProviderFault("http_error", status=429, retry_after_s=7)`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Final
 
 from mmsbridge.sending.request import Action
 
-__all__ = ["KINDS", "Fault", "FaultPlan", "e113_storm"]
+__all__ = ["KINDS", "ProviderFault", "ProviderFaultPlan", "e113_storm"]
 
 KINDS: Final = ("http_error", "delay", "drop", "malformed", "answer")
 DEFAULT_MALFORMED: Final = '<?xml version="1.0"?>\n<RESPONSE>\n    <STATUS>Succ'
@@ -39,7 +40,7 @@ _ACTIONS: Final = {action.value for action in Action}
 
 
 @dataclass(frozen=True)
-class Fault:
+class ProviderFault:
     kind: str
     rate: float = 1.0
     count: int | None = None
@@ -82,8 +83,8 @@ class Fault:
             raise ValueError("; ".join(problems))
 
     @classmethod
-    def from_json(cls, data: object) -> Fault:
-        """A Fault from a JSON object with the same field names. Raises ValueError."""
+    def from_json(cls, data: object) -> ProviderFault:
+        """A ProviderFault from a JSON object with the same field names. Raises ValueError."""
         if not isinstance(data, dict):
             raise ValueError("a fault must be a JSON object")
         known = {item.name for item in fields(cls)}
@@ -104,24 +105,24 @@ class Fault:
         return f"{self.kind}:{detail[self.kind]}" if self.kind in detail else self.kind
 
 
-def e113_storm(seconds: float) -> Fault:
+def e113_storm(seconds: float) -> ProviderFault:
     """Every call answered E113 for `seconds`."""
-    return Fault("answer", code="E113", duration_s=seconds)
+    return ProviderFault("answer", code="E113", duration_s=seconds)
 
 
 @dataclass
 class _Active:
-    fault: Fault
+    fault: ProviderFault
     remaining: int | None
     expires_at: float | None
 
 
-class FaultPlan:
+class ProviderFaultPlan:
     """The active faults, in the order they were added. Thread-safe."""
 
     def __init__(
         self,
-        faults: tuple[Fault, ...] | list[Fault] = (),
+        faults: tuple[ProviderFault, ...] | list[ProviderFault] = (),
         *,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -133,7 +134,7 @@ class FaultPlan:
         for fault in faults:
             self.add(fault)
 
-    def add(self, fault: Fault) -> None:
+    def add(self, fault: ProviderFault) -> None:
         expires_at = self._clock() + fault.duration_s if fault.duration_s is not None else None
         with self._lock:
             self._active.append(_Active(fault, fault.count, expires_at))
@@ -146,7 +147,7 @@ class FaultPlan:
         with self._lock:
             self._random = random.Random(seed)  # noqa: S311 - fault placement, not security  # nosec B311
 
-    def pick(self, action: Action | None) -> Fault | None:
+    def pick(self, action: Action | None) -> ProviderFault | None:
         """The fault that answers this call, if any (counting it against its `count`)."""
         now = self._clock()
         with self._lock:
