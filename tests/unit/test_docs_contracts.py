@@ -448,3 +448,27 @@ def test_the_state_ranks_and_the_open_index_shards_are_the_codes():
     documented = {name: int(rank) for name, rank in re.findall(r"([A-Z]+) (\d)", ranking)}
     assert documented == {state.value: state.rank for state in MessageState}
     assert f"`gsi1pk = OPEN#0..{OPEN_SHARDS - 1}`" in STATE_DOC
+
+
+# ------------------------------------------------------------------------------------------- postbacks
+
+POSTBACKS_DOC = (DOCS / "postbacks.md").read_text(encoding="utf-8")
+
+
+def test_the_quarantine_reasons_are_the_ones_the_consumer_gives():
+    from mmsbridge.postbacks.own_numbers import NOT_OUR_NUMBER
+    from mmsbridge.postbacks.reader import REASONS
+
+    (row,) = [line for line in POSTBACKS_DOC.splitlines() if line.startswith("| not an envelope")]
+    documented = set(code_names(row.split("|")[1]))
+    # not-bytes and internal are a caller's bug and this module's: no body the queue carries gets them.
+    expected = (REASONS - {"not-bytes", "internal"}) | {"not-an-envelope", "hash-mismatch", NOT_OUR_NUMBER}
+    assert documented == expected
+
+
+def test_the_stop_keywords_are_the_readers():
+    from mmsbridge.postbacks.reader import STOP_KEYWORDS
+
+    (listed,) = re.findall(r"an inbound ((?:[A-Z]+, )+[A-Z]+)\)", STATE_DOC)
+    documented = {word.lower() for word in listed.split(", ")}
+    assert documented == STOP_KEYWORDS
