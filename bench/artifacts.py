@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local import stack as local_stack
-from local.template import LocalStack
+from local.template.specs import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"

@@ -57,11 +57,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from local.template import SqsEvent
+from local.template.specs import SqsEvent
 
 if TYPE_CHECKING:
     from local.runtime import LocalFunction
-    from local.template import LocalStack
+    from local.template.specs import LocalStack
 
 __all__ = [
     "REPORT_BATCH_ITEM_FAILURES",

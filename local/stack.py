@@ -24,7 +24,8 @@ from local.moto import LOCAL_CREDENTIALS, MotoServer
 from local.runtime import LocalFunction, patched_environ
 from local.simulator import ProviderSimulator
 from local.sqs_mapping import DEFAULT_POLLER_LIMIT, SqsEventSourceMapping, mappings_from_stack
-from local.template import ApiEvent, FunctionSpec, LocalStack, SecretSpec, SqsEvent, load_stack
+from local.template.resolve import load_stack
+from local.template.specs import ApiEvent, FunctionSpec, LocalStack, SecretSpec, SqsEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"

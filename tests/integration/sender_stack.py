@@ -25,7 +25,7 @@ from typing import Any
 from local import stack as local_stack
 from local.runtime import LocalFunction
 from local.sqs_mapping import lambda_record
-from local.template import LocalStack
+from local.template.specs import LocalStack
 from mmsbridge.aws.state_table import from_dynamo, to_dynamo
 from mmsbridge.sending.limiter import KEY as PACE_KEY
 

@@ -12,7 +12,7 @@ import pytest
 from local import stack as local_stack
 from local.runtime import LocalFunction, patched_environ
 from local.sqs_mapping import DEFAULT_POLLER_LIMIT
-from local.template import load_stack
+from local.template.resolve import load_stack
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -28,7 +28,8 @@ from local.sqs_mapping import (
     lambda_record,
     mappings_from_stack,
 )
-from local.template import SqsEvent, load_stack
+from local.template.resolve import load_stack
+from local.template.specs import SqsEvent
 from tests import waiting
 
 REGION = "us-east-1"

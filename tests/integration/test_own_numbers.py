@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from local import stack as local_stack
-from local.template import load_stack
+from local.template.resolve import load_stack
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.postbacks.own_numbers import NOT_OUR_NUMBER
 from tests.conftest import SAMPLES, ingest_record

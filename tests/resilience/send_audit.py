@@ -36,7 +36,7 @@ from local import stack as local_stack
 from local.runtime import LocalFunction, patched_environ
 from local.simulator import ProviderSimulator
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
-from local.template import LocalStack
+from local.template.specs import LocalStack
 from mmsbridge.aws import clients as aws
 from mmsbridge.aws.state_table import StateTable, from_dynamo, to_dynamo
 from mmsbridge.sending import limiter as pacing

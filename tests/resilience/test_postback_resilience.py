@@ -32,7 +32,7 @@ from local import stack as local_stack
 from local.gateway import Gateway
 from local.runtime import LocalFunction, patched_environ
 from local.sqs_mapping import SqsEventSourceMapping, mappings_from_stack
-from local.template import LocalStack
+from local.template.specs import LocalStack
 from mmsbridge.aws.state_table import StateTable
 from tests.resilience.postback_audit import (
     PROVIDER_ATTEMPTS,

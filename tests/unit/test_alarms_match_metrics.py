@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from local.template import LocalStack, load_stack
+from local.template.resolve import load_stack
+from local.template.specs import LocalStack
 from tests.emitted_metrics import DIMENSION, EMITTED, NAMESPACE
 from tests.unit.test_dashboard import emitted as source_names
 

@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 
 from local.stack import initial_secret_value
-from local.template import (
-    ApiEvent,
-    LayerSpec,
-    OtherEvent,
-    SecretSpec,
-    SqsEvent,
-    TemplateError,
-    contains_unresolved,
-    load_stack,
-    load_template,
-    parse_parameter_overrides,
-)
+from local.template import TemplateError
+from local.template.intrinsics import contains_unresolved
+from local.template.load import load_template, parse_parameter_overrides
+from local.template.resolve import load_stack
+from local.template.specs import ApiEvent, LayerSpec, OtherEvent, SecretSpec, SqsEvent
 
 FIXTURES = Path(__file__).parent / "fixtures" / "templates"
 APP = FIXTURES / "app.yaml"

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local.template import load_stack, load_template
+from local.template.load import load_template
+from local.template.resolve import load_stack
 from mmsbridge.sending.ledger import outbound_items, rejected_item, sha256_hex
 from mmsbridge.sending.limiter import next_slot
 from mmsbridge.sending.provider_http import _retry_after, check_api_url, media_problem

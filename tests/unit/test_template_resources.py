@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from local.template import LocalStack, load_stack, load_template
+from local.template.load import load_template
+from local.template.resolve import load_stack
+from local.template.specs import LocalStack
 from mmsbridge.core import envelope
 from mmsbridge.ingest.admission import Refusal
 from mmsbridge.postbacks.planner import Rejected, plan_batch

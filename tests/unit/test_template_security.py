@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from local.template import load_stack, load_template
+from local.template.load import load_template
+from local.template.resolve import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
