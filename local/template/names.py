@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class NameRule:
+    """A type's name: the property that gives it, its length limit and the characters it allows."""
+
     prop: str | None
     max_len: int
     invalid: str  # regex of characters to replace with "-"
@@ -49,6 +51,7 @@ def _fit(name: str, max_len: int, suffix: str = "") -> str:
 
 
 def generated_name(rtype: str, stack: str, logical_id: str, suffix: str = "") -> str:
+    """``<stack>-<LogicalId>`` within the type's rule, for a resource whose template gives no name."""
     rule = NAME_RULES.get(rtype, DEFAULT_RULE)
     name = f"{stack}-{logical_id}"
     if rule.lower:

@@ -11,7 +11,7 @@ import copy
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,7 @@ class LocalStack:
     def queues(self) -> dict[str, QueueSpec]:
         """Queues by logical id, ordered so that a dead-letter queue precedes the queues using it."""
         specs = {}
-        deps: dict[str, set[str]] = {}
+        dead_letter_queue: dict[str, str | None] = {}
         for res in self._of_type("AWS::SQS::Queue"):
             attrs = _queue_attributes(res)
             tags = {str(t["Key"]): to_str(t["Value"]) for t in res.properties.get("Tags") or []}
@@ -189,7 +189,7 @@ class LocalStack:
             )
             dlq_arn = _redrive_target(res.properties.get("RedrivePolicy"))
             dlq = self.find_logical_id(dlq_arn, ["AWS::SQS::Queue"]) if dlq_arn else None
-            deps[res.logical_id] = {dlq} if dlq and dlq != res.logical_id else set()
+            dead_letter_queue[res.logical_id] = dlq if dlq != res.logical_id else None
         ordered: dict[str, QueueSpec] = {}
 
         def visit(lid: str, trail: tuple[str, ...]) -> None:
@@ -197,8 +197,9 @@ class LocalStack:
                 return
             if lid in trail:
                 raise TemplateError(f"Resources.{lid}: RedrivePolicy cycle {' -> '.join((*trail, lid))}")
-            for dep in sorted(deps[lid]):
-                visit(dep, (*trail, lid))
+            dlq = dead_letter_queue[lid]
+            if dlq:
+                visit(dlq, (*trail, lid))
             ordered[lid] = specs[lid]
 
         for lid in specs:
@@ -206,13 +207,13 @@ class LocalStack:
         return ordered
 
     def tables(self) -> dict[str, TableSpec]:
-        out = {}
-        for res in self._of_type("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
-            out[res.logical_id] = _table_spec(res)
-        return out
+        return {
+            r.logical_id: _table_spec(r)
+            for r in self._of_type("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
+        }
 
     def secrets(self) -> dict[str, SecretSpec]:
-        """``AWS::SecretsManager::Secret`` resources (``!Ref`` gives the name locally: module docstring)."""
+        """``AWS::SecretsManager::Secret`` resources (``!Ref`` gives the name: local.template.intrinsics)."""
         out = {}
         for res in self._of_type("AWS::SecretsManager::Secret"):
             props = res.properties
@@ -249,9 +250,7 @@ class LocalStack:
         )
         if uses_implicit and IMPLICIT_REST_API_ID not in out:
             spec = _rest_api_spec(IMPLICIT_REST_API_ID, self.api_globals, "Prod")
-            out[IMPLICIT_REST_API_ID] = RestApiSpec(
-                spec.logical_id, spec.stage_name, spec.binary_media_types, spec.properties, implicit=True
-            )
+            out[IMPLICIT_REST_API_ID] = replace(spec, implicit=True)
         return out
 
     # ---- function details -------------------------------------------------------------------
