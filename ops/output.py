@@ -1,4 +1,5 @@
-"""Writing a command's answer: text for people on stdout, one JSON document, problems on stderr."""
+"""Writing a command's answer: text for people on stdout, one JSON document, problems on stderr; and its
+exit code."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from typing import Any
 
 from ops import reports
+
+OK, NOT_FOUND, USAGE = 0, 1, 2  # ok; not found or a partial failure; a usage or configuration error
 
 
 def text(value: str) -> None:

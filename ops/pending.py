@@ -5,7 +5,6 @@ Scan of the table with a filter, newest first among those the Scan saw.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,32 +12,9 @@ from typing import Any
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core.times import iso
 from mmsbridge.sending.ledger import SendStatus
-from ops import ledger_scan, output, reports, request_table
-from ops.resources import Resources
+from ops import ledger_scan, reports, sends
 
 PENDING = (SendStatus.RETRY, SendStatus.SENDING)
-COUNTERS = ("claims", "calls", "throttled", "transient_failures", "account_errors")
-
-
-def add_scan_limit(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scan-limit",
-        type=_positive_int,
-        default=ledger_scan.DEFAULT_BUDGET,
-        metavar="N",
-        help="where no index answers (RETRY, SENDING, recent attempt logs): read at most N items of the "
-        f"table (default {ledger_scan.DEFAULT_BUDGET})",
-    )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def requests(
@@ -98,37 +74,5 @@ def listed(item: dict[str, Any], now: datetime) -> dict[str, Any]:
         "attempt_started": item.get("attempt_started"),
         "lease_until": lease_until,
         "lease_ran_out": bool(ran_out),
-        "counts": {name: int(item.get(name) or 0) for name in COUNTERS},
+        "counts": {name: int(item.get(name) or 0) for name in sends.COUNTERS},
     }
-
-
-def run(args: argparse.Namespace, resources: Resources, status: SendStatus) -> int:
-    items, scanned = requests(
-        resources.table,
-        status,
-        since=args.since,
-        until=args.until,
-        limit=args.limit,
-        budget=getattr(args, "scan_limit", ledger_scan.DEFAULT_BUDGET),
-    )
-    if args.json:
-        output.document(
-            {
-                "status": status.value,
-                "since": iso(args.since) if args.since else None,
-                "until": iso(args.until) if args.until else None,
-                "limit": args.limit,
-                "count": len(items),
-                "requests": items,
-                "scan": scanned.to_json(),
-            }
-        )
-        return 0
-    meaning = "waiting for their next delivery" if status == SendStatus.RETRY else "held by an attempt now"
-    lines = [
-        f"{status.value} send requests ({meaning}): {len(items)} (newest first, at most {args.limit}; "
-        f"{scanned.note()})",
-        *request_table.table(items),
-    ]
-    output.text("\n".join(lines))
-    return 0

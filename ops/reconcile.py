@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mmsbridge.aws.state_table import StateTable
-from mmsbridge.core.times import iso
 from mmsbridge.sending.ledger import LEDGER_SK, SendStatus
 from mmsbridge.sending.reconcile_store import Reconciler, RunResult, unknown_requests
 from ops import render, reports
+from ops.times import iso_or_none
 
 BY = "ops reconcile"
 
@@ -35,10 +35,10 @@ def run(
 def _run_document(result: RunResult, *, since: datetime | None, until: datetime | None) -> dict[str, Any]:
     reviewed = [reports.plain(r.to_json()) for r in result.reviewed]
     return {
-        "at": _iso(result.at),
+        "at": iso_or_none(result.at),
         "dry_run": result.dry_run,
-        "since": _iso(since),
-        "until": _iso(until),
+        "since": iso_or_none(since),
+        "until": iso_or_none(until),
         "count": len(reviewed),
         "linked": result.count("linked"),
         "would_link": result.count("would_link"),
@@ -214,7 +214,3 @@ def run_text(document: dict[str, Any]) -> str:
     if rows:
         lines.append(render.table(["REQUEST ID", "OUTCOME", "MESSAGE", "TO", "FROM", "WHY"], rows))
     return "\n".join(lines)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None

@@ -1,9 +1,12 @@
-"""Time arguments: an ISO 8601 instant (UTC unless it names an offset) or a duration ago (`90m`, `24h`)."""
+"""Time arguments: an ISO 8601 instant (UTC unless it names an offset) or a duration ago (`90m`, `24h`); and
+times as the answers write them."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+
+from mmsbridge.core.times import iso
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -36,3 +39,8 @@ def parse_stored(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    """A time as the answers write it (ISO 8601 UTC), or None."""
+    return iso(moment) if moment is not None else None
