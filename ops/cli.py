@@ -19,7 +19,6 @@ from mmsbridge.core.phone_numbers import InvalidNumber
 from ops import output
 from ops.commands import inbound, messages, outbound, quarantine, redrive, repair, requests, status
 from ops.commands.arguments import Commands
-from ops.output import NOT_FOUND, USAGE
 from ops.resources import ConfigError, resolve
 
 # The command groups, in the order `--help` lists their commands.
@@ -69,7 +68,7 @@ def main(argv: Sequence[str] | None = None, *, session: Any | None = None) -> in
         args = parser.parse_args(argv)
         args.check(args)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
-        return exit_.code if isinstance(exit_.code, int) else USAGE
+        return exit_.code if isinstance(exit_.code, int) else output.USAGE
     try:
         resources = resolve(
             endpoints_file=args.endpoints_file, stack=args.stack, region=args.region, session=session
@@ -77,22 +76,22 @@ def main(argv: Sequence[str] | None = None, *, session: Any | None = None) -> in
         return args.run(args, resources)
     except ConfigError as error:
         output.error(f"ops: {error}")
-        return USAGE
+        return output.USAGE
     except InvalidNumber as error:
         output.error(f"ops: that number {error}")
-        return USAGE
+        return output.USAGE
     except EndpointConnectionError as error:
         output.error(
             f"ops: cannot reach AWS: {error} (if this is the local stack, is `make run` still running?)"
         )
-        return USAGE
+        return output.USAGE
     except ClientError as error:
         details = error.response.get("Error", {})
         output.error(f"ops: AWS refused: {details.get('Code')}: {details.get('Message')}")
-        return USAGE if details.get("Code") in _CONFIG_ERROR_CODES else NOT_FOUND
+        return output.USAGE if details.get("Code") in _CONFIG_ERROR_CODES else output.NOT_FOUND
     except BotoCoreError as error:
         output.error(f"ops: AWS: {error}")
-        return USAGE
+        return output.USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:

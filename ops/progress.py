@@ -1,4 +1,7 @@
-"""A progress line on stderr: a redrawn bar on a terminal, otherwise one line per `every` items (logs)."""
+"""A progress line on stderr: a redrawn bar on a terminal, otherwise one line per `every` items (logs).
+
+Written here rather than with rich.progress: in a log it prints plain lines at a fixed step, and on a terminal
+one line redrawn with a carriage return, without cursor control sequences."""
 
 from __future__ import annotations
 

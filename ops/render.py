@@ -1,4 +1,8 @@
-"""Text for people: aligned columns; stored values (they come from the provider) made harmless to print."""
+"""Text for people: aligned columns; stored values (they come from the provider) made harmless to print.
+
+Plain columns rather than a rich Table: the output is piped and grepped as often as read, so it has no box
+characters, colour or wrapping at the terminal's width, its last column is not padded, and a line is cut at
+an exact number of characters (request_table.MAX_WIDTH)."""
 
 from __future__ import annotations
 
