@@ -121,7 +121,7 @@ OWN_NUMBER_LINES = {
     "on": "own-number check: on, {numbers} number(s) in OwnNumbers; postbacks for others are quarantined",
     "off": (
         "WARNING own-number check: OFF. OwnNumbers is empty, so postbacks are applied whatever number they "
-        "speak for (README, Security review)"
+        "speak for (docs/security.md)"
     ),
     "invalid": "WARNING own-number check: OwnNumbers is malformed; the consumer cannot start with it",
     "unknown": "own-number check: unknown (the endpoints file lists no parameters)",

@@ -2,9 +2,10 @@
 time, the current and the previous value accepted while a rotation is under way.
 
 The secret's string is a JSON document: ``{"current": "<token>"}``, plus ``"previous": "<token>"`` during a
-rotation (README, The postback token). Each token is 16 to 128 characters of ``A-Z a-z 0-9 _ -``, so that it
-travels in a URL path as it is (the stack generates 48 letters and digits; 16 admits a token of the former
-PostbackToken parameter as the previous one while a deployment moves to the secret).
+rotation (docs/deploying.md, The postback token). Each token is 16 to 128 characters of
+``A-Z a-z 0-9 _ -``, so that it travels in a URL path as it is (the stack generates 48 letters and digits; 16
+admits a token of the former PostbackToken parameter as the previous one while a deployment moves to the
+secret).
 
 Reads are bounded whatever arrives: the document is read on first use, again once it is ``max_age_s`` old (so
 a dropped previous token stops being accepted), and again when a token does not match a copy at least
