@@ -107,7 +107,7 @@ def _warm(stack, moto, runs: int, delay_s: float) -> dict:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body.decode())
         return time.perf_counter() - started
 
-    clients = [ingest.module.ARCHIVE._s3, ingest.module.QUEUE._sqs, s3, sqs]
+    clients = [ingest.module.INGEST.archive._s3, ingest.module.INGEST.queue._sqs, s3, sqs]
     with contextlib.ExitStack() as delays:
         if delay_s:
             for client in clients:

@@ -203,7 +203,7 @@ def run_once(
     finally:
         mapping.stop()
     seconds = time.monotonic() - began
-    limiters = [module.SENDER.limiter for module in functions["SenderFunction"].modules]
+    limiters = [module.SENDING.sender.limiter for module in functions["SenderFunction"].modules]
     reservations = sum(limiter.reservations for limiter in limiters)
     missed = sum(limiter.missed for limiter in limiters)
     print(

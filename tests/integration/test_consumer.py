@@ -279,7 +279,7 @@ def test_unreadable_archive_fails_the_record_for_retry(table):
 def test_dynamodb_failure_fails_the_batch_and_a_retry_loses_nothing(consumer, table):
     tids = [f"T-{uuid.uuid4()}" for _ in range(4)]
     event = {"Records": [record(sample("sms_mt_n201.xml", t)) for t in tids]}
-    client = consumer.module.TABLE._dynamodb
+    client = consumer.module.CONSUMER.table._dynamodb
     with (
         aws_faults.inject(client, "BatchWriteItem", rate=1.0, status=400, code="ThrottlingException"),
         pytest.raises(BatchProcessingError, match="All records failed"),
@@ -306,7 +306,7 @@ def test_unprocessed_items_fail_only_the_records_that_needed_them(consumer, tabl
     keep = [f"T-keep-{uuid.uuid4()}" for _ in range(3)]
     drop = [f"T-drop-{uuid.uuid4()}" for _ in range(2)]
     event = {"Records": [record(sample("sms_mt_n201.xml", t)) for t in keep + drop]}
-    client = consumer.module.TABLE._dynamodb
+    client = consumer.module.CONSUMER.table._dynamodb
     held = {"items": [], "all": False}
 
     def hold_back(params, **_):  # DynamoDB accepts part of a batch and returns the rest as unprocessed

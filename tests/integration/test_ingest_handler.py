@@ -172,7 +172,7 @@ def test_refusals_store_nothing(ingest, token, aws_clients, queue_url, bucket, e
 def test_s3_failure_answers_503_and_says_what_remains(ingest, token, aws_clients, queue_url, bucket):
     body = BODY.replace(b"T1", b"T-s3-down")
     key = f"raw/{hashlib.sha256(body).hexdigest()}.xml"
-    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0) as injected:
+    with aws_faults.inject(ingest.module.INGEST.archive._s3, "PutObject", rate=1.0) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert response["statusCode"] == 503
     assert injected.injected == 3  # the client's standard retries all failed
@@ -189,7 +189,7 @@ def test_sqs_failure_answers_503_and_says_what_remains(ingest, token, aws_client
     body = BODY.replace(b"T1", b"T-sqs-down")
     key = f"raw/{hashlib.sha256(body).hexdigest()}.xml"
     with aws_faults.inject(
-        ingest.module.QUEUE._sqs, "SendMessage", rate=1.0, connection_error=True
+        ingest.module.INGEST.queue._sqs, "SendMessage", rate=1.0, connection_error=True
     ) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert response["statusCode"] == 503
@@ -203,14 +203,14 @@ def test_sqs_failure_answers_503_and_says_what_remains(ingest, token, aws_client
 
 def test_large_body_is_not_enqueued_when_its_object_failed(ingest, token, aws_clients, queue_url, bucket):
     body = b"<POSTBACK>" + b"y" * (envelope.INLINE_BODY_LIMIT + 10) + b"</POSTBACK>"
-    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.INGEST.archive._s3, "PutObject", rate=1.0):
         assert ingest.invoke(proxy_event(body, token))["statusCode"] == 503
     assert drain(aws_clients["sqs"], queue_url) == []  # never a message pointing at a missing object
 
 
 def test_transient_failure_absorbed_by_retries(ingest, token, aws_clients, queue_url, bucket):
     body = BODY.replace(b"T1", b"T-flaky")
-    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=0.5, seed=3) as injected:
+    with aws_faults.inject(ingest.module.INGEST.archive._s3, "PutObject", rate=0.5, seed=3) as injected:
         response = ingest.invoke(proxy_event(body, token))
     assert injected.injected >= 1
     assert response["statusCode"] == 200
@@ -333,7 +333,7 @@ def test_a_flood_of_wrong_tokens_is_not_a_flood_of_secret_reads(
 ):
     function = variant(aws_stack, moto_server, "Flood")
     reads = []
-    function.module.SECRETS.meta.events.register(
+    function.module.INGEST.secrets.meta.events.register(
         "before-call.secrets-manager.GetSecretValue", lambda **_: reads.append(1)
     )
     assert function.invoke(proxy_event(BODY, token))["statusCode"] == 200
@@ -343,7 +343,7 @@ def test_a_flood_of_wrong_tokens_is_not_a_flood_of_secret_reads(
     # The recheck interval (10 s) bounds the reads, however many wrong tokens arrive: one read for the
     # first wrong token (the copy may predate a rotation), another only every 10 s after it.
     assert len(reads) <= 3
-    assert function.module.TOKENS.reads == len(reads)
+    assert function.module.INGEST.tokens.reads == len(reads)
     drain(aws_clients["sqs"], queue_url)
 
 
@@ -374,10 +374,10 @@ def test_a_rotation_seen_by_a_warm_container(
     assert (answer(old), answer(new)) == (200, 403)
     secretsmanager.put_secret_value(SecretId=name, SecretString=document(new, previous=old))  # step 1
     assert answer(old) == 200
-    function.module.TOKENS._clock = lambda: 1e9  # its copy is now old: the first new token reads again
+    function.module.INGEST.tokens._clock = lambda: 1e9  # its copy is now old: the first new token reads again
     assert (answer(new), answer(old)) == (200, 200)  # steps 2 and 3: both accepted
     secretsmanager.put_secret_value(SecretId=name, SecretString=document(new))  # step 4
-    function.module.TOKENS._clock = lambda: 1e9 + 1  # its copy has reached the maximum age
+    function.module.INGEST.tokens._clock = lambda: 1e9 + 1  # its copy has reached the maximum age
     assert (answer(old), answer(new)) == (403, 200)
     drain(aws_clients["sqs"], queue_url)
 

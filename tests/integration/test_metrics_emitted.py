@@ -144,7 +144,7 @@ def test_the_ingest_counts_each_answer_once(ingest, token, postback_queue, capsy
 @drives("ingest", "StoreFailed")
 def test_the_ingest_counts_a_postback_it_could_not_store(ingest, token, postback_queue, capsys):
     capsys.readouterr()
-    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.INGEST.archive._s3, "PutObject", rate=1.0):
         assert ingest.invoke(proxy_event(fresh_body(), token))["statusCode"] == 503
     assert emitted(capsys, "ingest") == {"StoreFailed": 1}
 
@@ -413,7 +413,7 @@ def test_the_provider_refusing_the_account(sender, clean_simulator, reachable, c
 
 @drives("sender", "PacedBack")
 def test_a_slot_too_far_away_hands_the_record_back(sender, table, reachable, capsys):
-    limiter = sender.module.SENDER.limiter
+    limiter = sender.module.SENDING.sender.limiter
     limiter.penalise(30)  # every container held back for longer than a call may wait
     try:
         assert send(sender, capsys, send_request(), failed=1) == {"PacedBack": 1}

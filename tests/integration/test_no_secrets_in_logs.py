@@ -244,7 +244,7 @@ def test_postbacks_admitted_and_refused_never_log_the_token(ingest, token_secret
         "token, not base64": ingest.invoke(postback_event(TOKEN, raw_body="not base64!"))["statusCode"],
         "token, too large": ingest.invoke(postback_event(TOKEN, body=b"x" * (1024 * 1024 + 1)))["statusCode"],
     }
-    with aws_faults.inject(ingest.module.ARCHIVE._s3, "PutObject", rate=1.0):
+    with aws_faults.inject(ingest.module.INGEST.archive._s3, "PutObject", rate=1.0):
         answered["token, S3 down"] = ingest.invoke(postback_event(TOKEN, body=b"<POSTBACK>down</POSTBACK>"))[
             "statusCode"
         ]
@@ -364,7 +364,7 @@ def send(sender, sqs, aws_stack, request_id: str) -> None:
 def test_sends_accepted_and_failing_never_log_the_api_key(
     sender, simulator, secrets, sqs, aws_stack, captured
 ):
-    ledger = SendLedger(StateTable(sender.module.TABLE.client, sender.module.TABLE.name))
+    ledger = SendLedger(StateTable(sender.module.SENDING.table.client, sender.module.SENDING.table.name))
     run = uuid.uuid4().hex[:8]
 
     # The secret holds an old key: the provider refuses the account (E104) and the sender forgets the key.

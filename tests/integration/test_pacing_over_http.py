@@ -198,7 +198,7 @@ def test_concurrent_invocations_keep_every_one_second_window_within_the_rate(
             mapping.stop()
         calls = api_calls(simulator)
         stats = simulator.stats()
-        limiters = [module.SENDER.limiter for module in function.modules]
+        limiters = [module.SENDING.sender.limiter for module in function.modules]
 
     summary = (
         f"calls={len(calls)} accepted={stats['accepted_sends']} e113={stats['e113']} "
@@ -269,7 +269,7 @@ def test_a_retry_after_over_http_pushes_the_limiters_next_slot(moto_server, stac
         event = receive(sqs, queue, resolved.region, [(json.dumps(sms("throttled", n)), 1) for n in range(3)])
         simulator.add_fault(fault)
         try:
-            with VisibilitySpy(function.module.QUEUE._sqs) as spy:
+            with VisibilitySpy(function.module.SENDING.queue._sqs) as spy:
                 before = time.time()
                 response = function.invoke(event)
                 after = time.time()

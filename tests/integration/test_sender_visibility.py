@@ -127,10 +127,10 @@ def hand_back(senders, aws, simulator, which: str, draw: float, *, fault: Provid
     simulator.reset()
     if fault is not None:
         simulator.add_fault(fault)
-    sender = function.module.SENDER
+    sender = function.module.SENDING.sender
     drawn_before, sender._rng = sender._rng, Pinned(draw)
     try:
-        with VisibilitySpy(function.module.QUEUE._sqs) as spy:
+        with VisibilitySpy(function.module.SENDING.queue._sqs) as spy:
             response = function.invoke(event)
     finally:
         sender._rng = drawn_before

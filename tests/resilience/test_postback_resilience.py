@@ -99,15 +99,15 @@ class Pipeline:
 
     @property
     def archive_clients(self) -> list[Any]:
-        return [module.ARCHIVE._s3 for module in self.ingest.modules]
+        return [module.INGEST.archive._s3 for module in self.ingest.modules]
 
     @property
     def queue_clients(self) -> list[Any]:
-        return [module.QUEUE._sqs for module in self.ingest.modules]
+        return [module.INGEST.queue._sqs for module in self.ingest.modules]
 
     @property
     def table_clients(self) -> list[Any]:
-        return [module.TABLE.client for module in self.consumer.modules]
+        return [module.CONSUMER.table.client for module in self.consumer.modules]
 
     def settle(self) -> bool:
         """True once the postback queue is empty and no batch is in flight (bounded)."""

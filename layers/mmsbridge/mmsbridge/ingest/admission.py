@@ -18,9 +18,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
+from mmsbridge.config import Env, SettingError
 from mmsbridge.ingest.tokens import DEFAULT_MAX_AGE_S, DEFAULT_RECHECK_S, TokenUnavailable
 
 type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,6 +55,23 @@ class Refusal(Enum):
     def metric_name(self) -> str:
         return "Refused" + "".join(part.title() for part in self.name.split("_"))
 
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.name.lower())
+
+
+class Outcome(StrEnum):
+    """How the ingest answered a request: the `outcome` field of its log line."""
+
+    ACCEPTED = "accepted"
+    UNAVAILABLE = "unavailable"  # admitted, but not stored: 503, the provider retries
+    ADDRESS = "address"
+    TOKEN = "token"  # noqa: S105 - the refusal of a wrong token, not a token
+    TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105
+    EMPTY_BODY = "empty_body"
+    BAD_ENCODING = "bad_encoding"
+    TOO_LARGE = "too_large"
+
 
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
@@ -67,25 +85,23 @@ class IngestSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
         """Read the settings the template passes as environment variables. Fails loudly on bad values."""
-        cidrs = [c.strip() for c in env.get("ALLOWED_SOURCE_CIDRS", "").split(",") if c.strip()]
-        networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
-        token_secret = env.get("POSTBACK_TOKEN_SECRET", "").strip()
-        if not token_secret:
-            raise ValueError("POSTBACK_TOKEN_SECRET must name the postback token's secret")
-        max_age = float(env.get("POSTBACK_TOKEN_MAX_AGE_S", DEFAULT_MAX_AGE_S))
-        recheck = float(env.get("POSTBACK_TOKEN_RECHECK_S", DEFAULT_RECHECK_S))
+        read = Env(env)
+        try:
+            cidrs = read.items("ALLOWED_SOURCE_CIDRS")
+            networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+        except ValueError as error:
+            raise SettingError(f"ALLOWED_SOURCE_CIDRS: {error}") from None
+        max_age = read.number("POSTBACK_TOKEN_MAX_AGE_S", DEFAULT_MAX_AGE_S)
+        recheck = read.number("POSTBACK_TOKEN_RECHECK_S", DEFAULT_RECHECK_S)
         if not 0 <= recheck <= max_age:
-            raise ValueError("0 <= POSTBACK_TOKEN_RECHECK_S <= POSTBACK_TOKEN_MAX_AGE_S")
-        max_body = int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-        if max_body <= 0:
-            raise ValueError("MAX_BODY_BYTES must be positive")
+            raise SettingError("0 <= POSTBACK_TOKEN_RECHECK_S <= POSTBACK_TOKEN_MAX_AGE_S")
         return cls(
             allowed_networks=networks,
-            token_secret=token_secret,
+            token_secret=read.text("POSTBACK_TOKEN_SECRET").strip(),
             token_max_age_s=max_age,
             token_recheck_s=recheck,
-            max_body_bytes=max_body,
-            archive_prefix=env.get("ARCHIVE_PREFIX", "raw/"),
+            max_body_bytes=read.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1),
+            archive_prefix=read.text("ARCHIVE_PREFIX", "raw/"),
         )
 
 

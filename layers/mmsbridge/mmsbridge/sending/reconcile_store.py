@@ -31,7 +31,7 @@ from mmsbridge.sending.reconcile import (
     plan,
 )
 
-__all__ = ["LinkOutcome", "Reconciler", "Reviewed", "RunResult"]
+__all__ = ["LinkOutcome", "Reconciler", "ReviewOutcome", "Reviewed", "RunResult"]
 
 WORKLIST: Final = f"SEND#{SendStatus.OUTCOME_UNKNOWN.value}"
 RECONCILED_OUTCOME: Final = "reconciled"
@@ -47,13 +47,24 @@ class LinkOutcome(StrEnum):
     MESSAGE_LINKED = "message_linked"  # the message got a REQUEST item meanwhile
 
 
+class ReviewOutcome(StrEnum):
+    """What a run did with one OUTCOME_UNKNOWN request: a link's outcome, or why it made none."""
+
+    LINKED = LinkOutcome.LINKED.value
+    REQUEST_CHANGED = LinkOutcome.REQUEST_CHANGED.value
+    MESSAGE_LINKED = LinkOutcome.MESSAGE_LINKED.value
+    WOULD_LINK = "would_link"  # a dry run's link
+    NOT_LINKED = "not_linked"  # the plan does not say link
+    UNPLANNABLE = "unplannable"  # the ledger lacks what its window is made of
+
+
 @dataclass
 class Reviewed:
     """One OUTCOME_UNKNOWN request as a run found it, and what became of it."""
 
     ledger: dict[str, Any]
     plan: Plan | None  # None: the ledger lacks what its window is made of
-    outcome: str  # linked, would_link, not_linked, request_changed, message_linked, unplannable
+    outcome: ReviewOutcome
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,7 +87,7 @@ class RunResult:
     reviewed: list[Reviewed] = field(default_factory=list)
     deferred: int = 0  # requests left for the next run (the invocation's time ran short)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: ReviewOutcome | str) -> int:
         return sum(1 for r in self.reviewed if r.outcome == outcome)
 
 
@@ -249,14 +260,14 @@ class Reconciler:
                 break
             decided = self.plan(ledger, now=now, others=others)
             if decided is None:
-                result.reviewed.append(Reviewed(ledger, None, "unplannable"))
+                result.reviewed.append(Reviewed(ledger, None, ReviewOutcome.UNPLANNABLE))
             elif decided.verdict is not Verdict.LINK:
-                result.reviewed.append(Reviewed(ledger, decided, "not_linked"))
+                result.reviewed.append(Reviewed(ledger, decided, ReviewOutcome.NOT_LINKED))
             elif dry_run:
-                result.reviewed.append(Reviewed(ledger, decided, "would_link"))
+                result.reviewed.append(Reviewed(ledger, decided, ReviewOutcome.WOULD_LINK))
             else:
                 outcome = self.link(ledger, decided, now=now, by=by)
-                result.reviewed.append(Reviewed(ledger, decided, outcome.value))
+                result.reviewed.append(Reviewed(ledger, decided, ReviewOutcome(outcome)))
         return result
 
     def ledger(self, request_id: str) -> dict[str, Any] | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 
 class Disposition(StrEnum):
@@ -16,7 +18,8 @@ class Disposition(StrEnum):
 
 
 class Outcome(StrEnum):
-    """Why a record ended as it did (a log field and, counted, a metric: observability's SENDER_METRICS)."""
+    """Why a record ended as it did: the `outcome` field of its log line and, counted, the metric METRICS
+    names."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -34,6 +37,25 @@ class Outcome(StrEnum):
     BUSY = "busy"
     ACCOUNT_ERROR = "account_error"
 
+
+# Each outcome's metric: how many records of a batch ended so (a batch with none adds nothing).
+METRICS: Final[Mapping[Outcome, str]] = {
+    Outcome.ACCEPTED: "Accepted",
+    Outcome.REJECTED: "Rejected",
+    Outcome.SUPPRESSED: "Suppressed",
+    Outcome.FAILED: "SendFailed",
+    Outcome.FAILED_UNKNOWN_CODE: "UnknownErrorCode",
+    Outcome.OUTCOME_UNKNOWN: "OutcomeUnknown",
+    Outcome.DUPLICATE: "DuplicateRequests",
+    Outcome.CONFLICTING_DUPLICATE: "ConflictingDuplicates",
+    Outcome.THROTTLED: "Throttled",
+    Outcome.DEFERRED: "Deferred",
+    Outcome.TRANSIENT_RETRY: "TransientRetries",
+    Outcome.ERROR: "RecordErrors",
+    Outcome.PACED: "PacedBack",
+    Outcome.BUSY: "HeldByAnotherAttempt",
+    Outcome.ACCOUNT_ERROR: "AccountErrors",
+}
 
 # Outcomes an operator should look at: logged as errors.
 NEEDS_ATTENTION = frozenset(

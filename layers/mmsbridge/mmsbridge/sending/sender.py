@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from mmsbridge.aws.state_table import StateTable
+from mmsbridge.config import Env, SettingError
 from mmsbridge.core.backoff import SQS_MAX_VISIBILITY_TIMEOUT, visibility_timeout_seconds
 from mmsbridge.sending.conflicts import record_conflict, same_body
 from mmsbridge.sending.ledger import SendStatus, accepted_fields, rejected_item
@@ -86,14 +87,18 @@ class SenderSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SenderSettings:
+        read = Env(env)
+        delivery = read.text("DELIVERY", Delivery.AT_MOST_ONCE.value)
+        if delivery not in set(Delivery):
+            raise SettingError(f"DELIVERY must be one of {', '.join(Delivery)}, got {delivery!r}")
         return cls(
-            delivery=Delivery(env.get("DELIVERY", Delivery.AT_MOST_ONCE.value)),
-            max_attempts=int(env.get("MAX_ATTEMPTS", "5")),
-            max_throttled_s=float(env.get("MAX_THROTTLED_MINUTES", "360")) * 60,
-            media_preflight=env.get("MEDIA_PREFLIGHT", "false").lower() == "true",
-            default_country_code=env.get("DEFAULT_COUNTRY_CODE") or None,
-            retention_days=int(env.get("HISTORY_RETENTION_DAYS", "0")),
-            service_id=_service_id(env.get("PROVIDER_SERVICE_ID", "")),
+            delivery=Delivery(delivery),
+            max_attempts=read.integer("MAX_ATTEMPTS", 5),
+            max_throttled_s=read.number("MAX_THROTTLED_MINUTES", 360) * 60,
+            media_preflight=read.flag("MEDIA_PREFLIGHT"),
+            default_country_code=read.optional("DEFAULT_COUNTRY_CODE"),
+            retention_days=read.integer("HISTORY_RETENTION_DAYS", 0),
+            service_id=_service_id(read.text("PROVIDER_SERVICE_ID", "")),
         )
 
 
@@ -103,7 +108,7 @@ def _service_id(value: str) -> str | None:
     if value == "":
         return None
     if len(value) > SERVICE_ID_MAX or not _SERVICE_ID.fullmatch(value):
-        raise ValueError(
+        raise SettingError(
             f"PROVIDER_SERVICE_ID must be empty or 1-{SERVICE_ID_MAX} printable ASCII characters, no spaces"
         )
     return value
