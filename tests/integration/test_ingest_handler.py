@@ -350,7 +350,7 @@ def test_a_flood_of_wrong_tokens_is_not_a_flood_of_secret_reads(
 def test_a_rotation_seen_by_a_warm_container(
     aws_stack, moto_server, secretsmanager, aws_clients, queue_url, bucket
 ):
-    """One container through the four steps (README, The postback token), with short timings."""
+    """One container through the four steps (docs/deploying.md, The postback token), with short timings."""
     name = f"test/postback-token-{uuid.uuid4().hex[:8]}"
     old, new = new_token(), new_token()
     secretsmanager.create_secret(Name=name, SecretString=document(old))

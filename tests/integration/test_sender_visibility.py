@@ -5,7 +5,7 @@ module's own, against the provider simulator over real HTTP.
 
 The backoff's full jitter is pinned at both ends of its range (the sender's random source always draws 0.0,
 or always 1.0), so each record's timeout is exact: the policy's floor, or its ceiling for the record's receive
-count (1, 3 and 10 here) up to its cap. The policies are the README's:
+count (1, 3 and 10 here) up to its cap. The policies are the ones docs/send-requests.md documents:
 
 | hand-back | backoff |
 |---|---|
@@ -43,7 +43,7 @@ from tests.integration.sender_stack import (
     sender_function,
 )
 
-# (base, cap, floor) in seconds, as the README documents them.
+# (base, cap, floor) in seconds, as docs/send-requests.md documents them.
 THROTTLED = (1, 300, 1)
 ACCOUNT = (30, 900, 30)
 TRANSIENT = (2, 300, 1)
