@@ -66,8 +66,8 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     UNAVAILABLE = "unavailable"  # admitted, but not stored: 503, the provider retries
     ADDRESS = "address"
-    TOKEN = "token"  # noqa: S105 - the refusal of a wrong token, not a token
-    TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105
+    TOKEN = "token"  # noqa: S105 - an outcome, not a token  # nosec B105
+    TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an outcome, not a token  # nosec B105
     EMPTY_BODY = "empty_body"
     BAD_ENCODING = "bad_encoding"
     TOO_LARGE = "too_large"
