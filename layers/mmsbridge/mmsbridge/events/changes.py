@@ -31,8 +31,9 @@ publish time (the read can include items written after M, since the stream lags)
 The arrival stamp is the item's `received_at` (when the postback whose put created it was received); the
 sender's SUBMITTED marker, which has none, arrived at its `at` (the acceptance time) or, for a message
 linked by reconciliation, at the outbound record's `reconciled_at`. Rule 3 errs towards publishing
-nothing: under lag an intermediate state that was overtaken before publication may be skipped, never a
-late, lower-ranked one published; the next event's `old_state` then names the skipped state.
+nothing: for items without stamps, a lagging publisher may skip an intermediate state that was overtaken
+before publication, and name as `old_state` a lower one that arrived later, but never publishes a late,
+lower-ranked state.
 
 **The event id** (`detail.event_id`, since PutEvents does not let a producer set the envelope's id) is a
 SHA-256 of the detail type and what the event reports: the item's key, plus the new state (state events) or
