@@ -14,10 +14,10 @@ from mmsbridge import observability
 from mmsbridge.aws import clients
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.config import Env
+from mmsbridge.sending import provider_http
 from mmsbridge.sending.api_key import ApiKey
 from mmsbridge.sending.ledger_store import SendLedger
 from mmsbridge.sending.limiter import SharedLimiter
-from mmsbridge.sending.provider_http import ProviderClient
 from mmsbridge.sending.results import METRICS, NEEDS_ATTENTION, BatchReport, Disposition
 from mmsbridge.sending.sender import Sender, SenderSettings
 from mmsbridge.sending.settle import SendQueue
@@ -67,7 +67,8 @@ class SenderFunction:
             table=self.table,
             ledger=SendLedger(self.table),
             limiter=SharedLimiter(self.table, settings.throughput_per_second),
-            client=ProviderClient(settings.provider_api_url),
+            # The class as it is when the container starts (looked up now, not when this module loaded).
+            client=provider_http.ProviderClient(settings.provider_api_url),
             api_key=self.api_key,
             forget_api_key=self.api_key.forget,
             settings=settings.sender,
