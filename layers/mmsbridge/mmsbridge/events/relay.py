@@ -1,5 +1,6 @@
 """One stream batch relayed: each record decided (reading what its decision needs), the events published,
-and the checkpoint named for the partial batch response (ReportBatchItemFailures).
+and the checkpoint named for the partial batch response (ReportBatchItemFailures). Pure: the reader and the
+publisher are injected.
 
 A DynamoDB stream is retried from a checkpoint, not record by record: Lambda resumes at the first record
 this returns (`batchItemFailures` with its SequenceNumber) and never sends the records before it again. So
@@ -25,7 +26,6 @@ from mmsbridge.events.changes import (
     partition_read,
     put_events_entry,
 )
-from mmsbridge.events.publisher import PublishResult
 
 __all__ = ["Relayed", "relay"]
 
@@ -34,8 +34,13 @@ class Reader(Protocol):
     def read(self, wanted: PartitionRead) -> list[dict[str, Any]]: ...
 
 
+class Published(Protocol):
+    @property
+    def failed(self) -> Mapping[int, str]: ...  # entry position -> why it was not published
+
+
 class Publisher(Protocol):
-    def publish(self, entries: Sequence[Mapping[str, Any]]) -> PublishResult: ...
+    def publish(self, entries: Sequence[Mapping[str, Any]]) -> Published: ...
 
 
 @dataclass
