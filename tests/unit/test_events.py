@@ -603,3 +603,26 @@ def test_a_lambda_stream_record_is_read_from_dynamodb_json():
     assert int(change.new["rank"]) == 1
     (event,) = decided(StreamTable(items={change.key: dict(change.new)}), [change])
     assert event.detail["new_state"] == "SENT"
+
+
+# -- the publisher's calls -----------------------------------------------------------------------------------
+class CountingClient:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(len(Entries))
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(i)} for i in range(len(Entries))]}
+
+
+def test_a_call_carries_at_most_256_kib_and_an_entry_over_the_limit_is_reported():
+    from mmsbridge.events.publisher import EventPublisher
+
+    def sized(kib: int) -> dict[str, Any]:
+        return {"Source": "mmsbridge", "DetailType": "x", "Detail": "y" * (kib * 1024), "EventBusName": BUS}
+
+    client = CountingClient()
+    result = EventPublisher(client, sleep=lambda _: None).publish([sized(100)] * 5 + [sized(300), sized(1)])
+    assert client.calls == [2, 2, 2]
+    assert list(result.failed) == [5]
+    assert "over EventBridge's limit" in result.failed[5]
