@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 import unicodedata
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -284,3 +286,15 @@ def test_every_example_is_judged_alike_or_by_a_named_gap():
             }
         else:
             assert schema_accepts == (not errors), name
+
+
+def test_the_committed_schema_is_the_generators_output_from_the_validators_field_sets_and_limits():
+    """docs/send-request.schema.json is made by tools/send_request_schema.py from mmsbridge.sending.request's
+    own constants: a limit changed in the validator and not regenerated fails here."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "send_request_schema.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
