@@ -56,6 +56,7 @@ EMITTED: Final[dict[str, frozenset[str]]] = {
             "DeadLettered",
         }
     ),
+    "publisher": frozenset({"EventsPublished", "EventsRetried", "EventsFailed"}),
 }
 
 

@@ -8,13 +8,14 @@ import json
 import pytest
 
 from local import stack as local_stack
+from mmsbridge.events import service as publisher
 from mmsbridge.ingest import service as ingest
 from mmsbridge.postbacks import service as consumer
 from mmsbridge.sending import service as sender
 from mmsbridge.sending import upkeep as stale
 
 # Each function's feature module, by the function's service name.
-FEATURES = {"ingest": ingest, "consumer": consumer, "sender": sender, "stale": stale}
+FEATURES = {"ingest": ingest, "consumer": consumer, "sender": sender, "stale": stale, "publisher": publisher}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def graphed(dashboard: dict, namespace: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("service", ["ingest", "consumer", "stale", "sender"])
+@pytest.mark.parametrize("service", sorted(FEATURES))
 def test_every_metric_a_function_emits_is_graphed_and_nothing_else(dashboard, service):
     assert emitted(service)
     assert graphed(dashboard, "mmsbridge")[service] == emitted(service)

@@ -10,6 +10,7 @@ import pytest
 
 from local.template.resolve import load_stack
 from mmsbridge.config import Env, SettingError
+from mmsbridge.events.service import PublisherFunctionSettings
 from mmsbridge.ingest.service import IngestFunctionSettings
 from mmsbridge.postbacks.service import ConsumerFunctionSettings
 from mmsbridge.sending.sender import Delivery
@@ -22,6 +23,7 @@ SETTINGS = {
     "ConsumerFunction": ConsumerFunctionSettings,
     "SenderFunction": SenderFunctionSettings,
     "StaleMessagesFunction": StaleFunctionSettings,
+    "EventPublisherFunction": PublisherFunctionSettings,
 }
 
 
@@ -100,6 +102,8 @@ def test_every_function_reads_its_settings_from_the_templates_environment(enviro
         ("SenderFunction", "PROVIDER_API_KEY_SECRET"),
         ("SenderFunction", "THROUGHPUT_PER_SECOND"),
         ("StaleMessagesFunction", "STATE_TABLE"),
+        ("EventPublisherFunction", "STATE_TABLE"),
+        ("EventPublisherFunction", "EVENT_BUS_NAME"),
     ],
 )
 def test_a_missing_variable_stops_the_cold_start_by_name(environments, lid, variable):

@@ -119,7 +119,7 @@ def test_with_a_key_the_archive_queues_and_table_are_encrypted_with_it():
     assert sse(rule) == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY}
     assert rule["BucketKeyEnabled"] is True
     queues = stack.queues()
-    assert len(queues) == 4
+    assert len(queues) == 5
     for queue in queues.values():
         assert queue.attributes["KmsMasterKeyId"] == KEY, queue.logical_id
         assert queue.attributes["SqsManagedSseEnabled"] == "false", queue.logical_id
@@ -194,14 +194,24 @@ def test_the_send_queue_takes_send_requests_only_from_the_named_roles_when_any_a
         ]
 
 
+def on_failure_destinations(resources: dict[str, dict[str, Any]]) -> set[str]:
+    """The queues a stream event source mapping describes the batches it gave up on to."""
+    return {
+        event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for function in of_type(resources, "AWS::Serverless::Function").values()
+        for event in function["Properties"].get("Events", {}).values()
+        if "DestinationConfig" in event["Properties"]
+    }
+
+
 def test_every_dead_letter_queue_has_a_depth_alarm(resources):
     queues = of_type(resources, "AWS::SQS::Queue")
     dlqs = {
         queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for queue in queues.values()
         if "RedrivePolicy" in queue["Properties"]
-    }
-    assert dlqs == {"PostbackDLQ", "SendDLQ"}
+    } | on_failure_destinations(resources)
+    assert dlqs == {"PostbackDLQ", "SendDLQ", "EventPublisherDLQ"}
     watched = {
         dimension["Value"]["Fn::GetAtt"][0]
         for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()

@@ -97,6 +97,21 @@ REVIEWED = {
             ":secret:${ProviderApiKeySecretName}-??????)",
         ),
     },
+    "EventPublisherFunction": {
+        *((action, "EventPublisherLogGroup.Arn") for action in LOGS),
+        *(
+            (f"dynamodb:{action}", "StateTable.StreamArn")
+            for action in ("DescribeStream", "GetRecords", "GetShardIterator")
+        ),
+        ("dynamodb:ListStreams", "${StateTable.Arn}/stream/*"),
+        ("dynamodb:Query", TABLE),
+        (
+            "events:PutEvents",
+            "If(EventBus.Arn | arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+            ":event-bus/${EventBusName})",
+        ),
+        ("sqs:SendMessage", "EventPublisherDLQ.Arn"),
+    },
 }
 
 
