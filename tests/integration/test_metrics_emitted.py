@@ -33,6 +33,7 @@ from mmsbridge.sending.limiter import KEY as PACE_KEY
 from mmsbridge.sending.request import parse_send_request_json
 from tests.conftest import SAMPLES
 from tests.emitted_metrics import DIMENSION, EMITTED, NAMESPACE, data
+from tests.integration.test_publisher_handler import Stream, a_message_and_a_reply, ensure_bus, write
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTBACKS = SAMPLES / "postbacks"
@@ -458,3 +459,43 @@ def test_an_unexpected_error_then_the_dead_letter_queue(
             moved.append(message["Body"])
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
     assert body in moved
+
+
+# -------------------------------------------------------------------------------------------- the publisher
+
+
+@pytest.fixture(scope="module")
+def publisher(moto_server, aws_stack):
+    function = local_stack.function_for(
+        aws_stack, "EventPublisherFunction", moto_server.endpoint_url, name_suffix="Metrics", max_containers=1
+    )
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region)):
+        ensure_bus(boto3.client("events"), function)
+    return function
+
+
+@pytest.fixture
+def stream_batch(moto_server, aws_stack, table) -> dict:
+    """A stream batch of three changes (a message sent, then delivered, an inbound reply) and a duplicate."""
+    with patched_environ(local_stack.aws_environment(moto_server.endpoint_url, aws_stack.region)):
+        clients = {name: boto3.client(name) for name in ("dynamodb", "dynamodbstreams")}
+    stream = Stream(clients, table.name)
+    write(table, *a_message_and_a_reply())
+    return Stream.event(stream.records())
+
+
+@drives("publisher", "EventsPublished")
+def test_the_publisher_counts_the_events_it_published(publisher, stream_batch, capsys):
+    capsys.readouterr()
+    assert publisher.invoke(stream_batch) == {"batchItemFailures": []}
+    assert emitted(capsys, "publisher") == {"EventsPublished": 3, "EventsRetried": 0, "EventsFailed": 0}
+
+
+@drives("publisher", "EventsRetried", "EventsFailed")
+def test_the_publisher_counts_entries_sent_again_and_records_handed_back(publisher, stream_batch, capsys):
+    capsys.readouterr()
+    client = publisher.module.PUBLISHER.publisher._client
+    with aws_faults.inject(client, "PutEvents", rate=1.0, status=400, code="ThrottlingException"):
+        assert len(publisher.invoke(stream_batch)["batchItemFailures"]) == 1
+    # Five attempts of each of the three entries: four of them again.
+    assert emitted(capsys, "publisher") == {"EventsPublished": 0, "EventsRetried": 12, "EventsFailed": 3}
