@@ -28,12 +28,13 @@ publish time (the read can include items written after M, since the stream lags)
   1. both carry an arrival stamp: N existed before M iff (N's stamp, N's sort key) < (M's, M's);
   2. otherwise, N did not exist before M if N's INSERT comes after M's in the same stream batch;
   3. otherwise N counts as existing before M.
-The arrival stamp is the item's `received_at` (when the postback whose put created it was received); the
-sender's SUBMITTED marker, which has none, arrived at its `at` (the acceptance time) or, for a message
-linked by reconciliation, at the outbound record's `reconciled_at`. Rule 3 errs towards publishing
-nothing: for items without stamps, a lagging publisher may skip an intermediate state that was overtaken
-before publication, and name as `old_state` a lower one that arrived later, but never publishes a late,
-lower-ranked state.
+The arrival stamp is an item's `received_at` when it has one; the sender's SUBMITTED marker arrived at its
+`at` (the acceptance time) or, for a message linked by reconciliation, at the outbound record's
+`reconciled_at`. The consumer writes no `received_at` (a provider's retry must leave its items as they are),
+so for its items rules 2 and 3 decide. Rule 3 errs towards publishing nothing: a lagging publisher may skip
+an intermediate state that was overtaken before publication, and name as `old_state` a lower one that
+arrived later, but never publishes a late, lower-ranked state, and always publishes the newest
+(docs/events.md, "Only changes publish").
 
 **The event id** (`detail.event_id`, since PutEvents does not let a producer set the envelope's id) is a
 SHA-256 of the detail type and what the event reports: the item's key, plus the new state (state events) or
