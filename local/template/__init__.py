@@ -8,7 +8,8 @@ One module per step, each importing only the ones before it:
 - :mod:`~local.template.intrinsics`: Conditions, ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` and the other
   intrinsic functions evaluated against one stack; what is not known locally becomes a placeholder.
 - :mod:`~local.template.specs`: the resolved stack (:class:`~local.template.specs.LocalStack`) and its
-  typed views: queues, buckets, tables, secrets, functions and their events, REST APIs.
+  typed views: queues, buckets, tables (and their streams), secrets, functions and their events (API,
+  SQS, DynamoDB streams), REST APIs, event buses and rules.
 - :mod:`~local.template.resolve`: ``load_stack``: parameters, SAM ``Globals``, then every resource and
   output resolved into a ``LocalStack``.
 

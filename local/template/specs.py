@@ -3,8 +3,9 @@
 :class:`LocalStack` holds every resource whose Condition holds, with a deterministic local physical name
 and its properties resolved. Its views (:meth:`~LocalStack.queues`, :meth:`~LocalStack.buckets`,
 :meth:`~LocalStack.tables`, :meth:`~LocalStack.secrets`, :meth:`~LocalStack.functions`,
-:meth:`~LocalStack.rest_apis`) turn those properties into the calls that create the resources on moto and
-the settings the handlers run with, so the template stays the single source of truth.
+:meth:`~LocalStack.rest_apis`, :meth:`~LocalStack.event_buses`, :meth:`~LocalStack.event_rules`) turn those
+properties into the calls that create the resources on moto and the settings the handlers run with, so the
+template stays the single source of truth.
 """
 
 import copy
@@ -61,6 +62,7 @@ class TableSpec:
     create_table_kwargs: dict[str, Any]  # boto3 dynamodb.create_table(**kwargs)
     ttl_attribute: str | None = None
     pitr: bool = False
+    stream_view_type: str | None = None  # StreamSpecification's, when the table has a stream
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,28 @@ class SqsEvent:
 
 
 @dataclass(frozen=True)
+class DynamoDBEvent:
+    """A ``Type: DynamoDB`` event: a stream event source mapping's settings (Lambda's defaults when absent:
+    -1 is "no limit" for the retry attempts and the record age)."""
+
+    name: str
+    stream_arn: str
+    table_logical_id: str | None  # the table whose stream it is, when that table is in this template
+    starting_position: str = "TRIM_HORIZON"  # or LATEST
+    batch_size: int = 100
+    maximum_batching_window_s: int = 0
+    function_response_types: list[str] = field(default_factory=list)
+    bisect_batch_on_function_error: bool = False
+    maximum_retry_attempts: int = -1
+    maximum_record_age_s: int = -1
+    parallelization_factor: int = 1
+    on_failure_destination: str | None = None  # DestinationConfig.OnFailure.Destination (an ARN)
+    on_failure_queue_logical_id: str | None = None  # that destination, when it is a queue of this template
+    enabled: bool = True
+    filter_criteria: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """Any other SAM event source (Schedule, S3, SNS, HttpApi ...), kept so nothing is lost."""
 
@@ -120,8 +144,35 @@ class FunctionSpec:
     timeout: int
     environment: dict[str, str]
     layers: list[LayerSpec]
-    events: list[ApiEvent | SqsEvent | OtherEvent]
+    events: list[ApiEvent | SqsEvent | DynamoDBEvent | OtherEvent]
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventBusSpec:
+    logical_id: str
+    name: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    id: str
+    arn: str
+    input: str | None = None
+    input_path: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    logical_id: str
+    name: str
+    event_bus_name: str  # "default" when the rule names no bus
+    event_pattern: dict[str, Any] | None
+    schedule_expression: str | None
+    enabled: bool
+    targets: list[RuleTarget]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,6 +287,54 @@ class LocalStack:
         """``AWS::Serverless::Function`` resources (plain ``AWS::Lambda::Function`` is not covered)."""
         return {r.logical_id: self._function_spec(r) for r in self._of_type("AWS::Serverless::Function")}
 
+    def event_buses(self) -> dict[str, EventBusSpec]:
+        """``AWS::Events::EventBus`` resources (``!Ref`` gives the name, as in CloudFormation)."""
+        return {
+            r.logical_id: EventBusSpec(r.logical_id, r.physical_name, r.arn or "")
+            for r in self._of_type("AWS::Events::EventBus")
+        }
+
+    def event_rules(self) -> dict[str, EventRuleSpec]:
+        """``AWS::Events::Rule`` resources, on the bus they name (by name or ARN), else ``default``."""
+        out = {}
+        for res in self._of_type("AWS::Events::Rule"):
+            props = res.properties
+            where = f"Resources.{res.logical_id}.Properties"
+            bus = to_str(props.get("EventBusName") or "default")
+            if bus.startswith("arn:"):
+                bus = bus.rsplit("/", 1)[-1]
+            pattern = props.get("EventPattern")
+            if isinstance(pattern, str):
+                try:
+                    pattern = json.loads(pattern)
+                except ValueError as error:
+                    raise TemplateError(f"{where}.EventPattern is not JSON: {error}") from None
+            if pattern is not None and not isinstance(pattern, Mapping):
+                raise TemplateError(f"{where}.EventPattern must be a mapping")
+            targets = []
+            for i, target in enumerate(props.get("Targets") or []):
+                if not isinstance(target, Mapping) or "Id" not in target or "Arn" not in target:
+                    raise TemplateError(f"{where}.Targets[{i}]: a target needs 'Id' and 'Arn'")
+                targets.append(
+                    RuleTarget(
+                        to_str(target["Id"]),
+                        to_str(target["Arn"]),
+                        opt_str(target.get("Input")),
+                        opt_str(target.get("InputPath")),
+                    )
+                )
+            out[res.logical_id] = EventRuleSpec(
+                logical_id=res.logical_id,
+                name=res.physical_name,
+                event_bus_name=bus,
+                event_pattern=dict(pattern) if pattern is not None else None,
+                schedule_expression=opt_str(props.get("ScheduleExpression")),
+                enabled=to_str(props.get("State") or "ENABLED") == "ENABLED",
+                targets=targets,
+                description=to_str(props.get("Description")),
+            )
+        return out
+
     def rest_apis(self) -> dict[str, RestApiSpec]:
         """``AWS::Serverless::Api`` resources, plus SAM's implicit ``ServerlessRestApi`` when used."""
         out = {}
@@ -273,7 +372,7 @@ class LocalStack:
             uri = self.resources[lid].properties.get("ContentUri") if lid else None
             if lid and isinstance(uri, str):
                 layers.append(LayerSpec(lid, _local_path(self.template_dir, uri)))
-        events: list[ApiEvent | SqsEvent | OtherEvent] = []
+        events: list[ApiEvent | SqsEvent | DynamoDBEvent | OtherEvent] = []
         raw_events = props.get("Events") or {}
         if not isinstance(raw_events, Mapping):
             raise TemplateError(f"{where}.Events must be a mapping")
@@ -295,7 +394,7 @@ class LocalStack:
             properties=props,
         )
 
-    def _event(self, name: str, event: Any, where: str) -> ApiEvent | SqsEvent | OtherEvent:
+    def _event(self, name: str, event: Any, where: str) -> ApiEvent | SqsEvent | DynamoDBEvent | OtherEvent:
         if not isinstance(event, Mapping) or "Type" not in event:
             raise TemplateError(f"{where}: an event needs a 'Type'")
         etype = str(event["Type"])
@@ -336,7 +435,45 @@ class LocalStack:
                 enabled=to_bool(props.get("Enabled", True), f"{where}.Properties.Enabled"),
                 filter_criteria=props.get("FilterCriteria"),
             )
+        if etype == "DynamoDB":
+            return self._dynamodb_event(name, props, f"{where}.Properties")
         return OtherEvent(name, etype, dict(props))
+
+    def _dynamodb_event(self, name: str, props: Mapping[str, Any], where: str) -> DynamoDBEvent:
+        if "Stream" not in props:
+            raise TemplateError(f"{where}: a DynamoDB event needs 'Stream'")
+        stream_arn = to_str(props["Stream"])
+        table_arn = stream_arn.split("/stream/", 1)[0]
+        table = self.find_logical_id(table_arn, ["AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"])
+        position = to_str(props.get("StartingPosition", "TRIM_HORIZON"))
+        if position not in ("TRIM_HORIZON", "LATEST"):
+            raise TemplateError(f"{where}.StartingPosition: TRIM_HORIZON or LATEST, got {position!r}")
+        on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        destination = opt_str(on_failure)
+        queue = self.find_logical_id(destination, ["AWS::SQS::Queue"]) if destination else None
+
+        def number(key: str, default: int) -> int:
+            return to_int(props.get(key, default), f"{where}.{key}")
+
+        return DynamoDBEvent(
+            name=name,
+            stream_arn=stream_arn,
+            table_logical_id=table,
+            starting_position=position,
+            batch_size=number("BatchSize", 100),
+            maximum_batching_window_s=number("MaximumBatchingWindowInSeconds", 0),
+            function_response_types=[to_str(t) for t in props.get("FunctionResponseTypes") or []],
+            bisect_batch_on_function_error=to_bool(
+                props.get("BisectBatchOnFunctionError", False), f"{where}.BisectBatchOnFunctionError"
+            ),
+            maximum_retry_attempts=number("MaximumRetryAttempts", -1),
+            maximum_record_age_s=number("MaximumRecordAgeInSeconds", -1),
+            parallelization_factor=number("ParallelizationFactor", 1),
+            on_failure_destination=destination,
+            on_failure_queue_logical_id=queue,
+            enabled=to_bool(props.get("Enabled", True), f"{where}.Enabled"),
+            filter_criteria=props.get("FilterCriteria"),
+        )
 
 
 def _local_path(base: Path, uri: str) -> Path:
@@ -508,7 +645,8 @@ def _table_spec(res: Resource) -> TableSpec:
         pitr_spec.get("PointInTimeRecoveryEnabled", False),
         f"{where}.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled",
     )
-    return TableSpec(res.logical_id, res.physical_name, kwargs, ttl_attribute, pitr)
+    view = kwargs.get("StreamSpecification", {}).get("StreamViewType")
+    return TableSpec(res.logical_id, res.physical_name, kwargs, ttl_attribute, pitr, view)
 
 
 def _rest_api_spec(logical_id: str, props: Mapping[str, Any], stage: Any) -> RestApiSpec:
