@@ -1,6 +1,7 @@
 """The local stack: moto for AWS, the template's resources created in it, the real handlers in-process,
-the REST API's routes on loopback, and the provider simulator the sender talks to, all derived from
-template.yaml and samconfig.toml [local]."""
+the REST API's routes on loopback, the SQS and DynamoDB stream event source mappings, and the provider
+simulator the sender talks to, all derived from template.yaml and samconfig.toml [local]; plus, local-only,
+a rule on the stack's event bus to a queue to watch its events on."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from local.moto import LOCAL_CREDENTIALS, MotoServer
 from local.runtime import LocalFunction, patched_environ
 from local.simulator import ProviderSimulator
 from local.sqs_mapping import DEFAULT_POLLER_LIMIT, SqsEventSourceMapping, mappings_from_stack
+from local.stream_mapping import StreamEventSourceMapping, stream_mappings_from_stack
 from local.template.resolve import load_stack
 from local.template.specs import ApiEvent, FunctionSpec, LocalStack, SecretSpec, SqsEvent
 
@@ -42,6 +44,12 @@ SIMULATOR_TEMPLATES = ("48213", "50000")
 API_KEY_SECRET_VARIABLE = "PROVIDER_API_KEY_SECRET"  # noqa: S105 - a variable's name, not a secret  # nosec B105
 # The ingest's: the variable naming the secret that holds the postback URL's token, {"current": ...}.
 POSTBACK_TOKEN_SECRET_VARIABLE = "POSTBACK_TOKEN_SECRET"  # noqa: S105 - a variable's name  # nosec B105
+# The watch: a local-only rule on the stack's bus, sending every mmsbridge event (source "mmsbridge",
+# docs/events.md) to a queue that `python -m ops events` reads. The bus is the template's output EventBusName,
+# else its only AWS::Events::EventBus.
+WATCH_SOURCE = "mmsbridge"
+WATCH_SUFFIX = "-events-watch"
+EVENT_BUS_OUTPUT = "EventBusName"
 
 
 def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
@@ -124,6 +132,92 @@ def provision(stack: LocalStack, endpoint_url: str) -> None:
         description = {"Description": secret.description} if secret.description else {}
         value = initial_secret_value(secret)
         secretsmanager.create_secret(Name=secret.name, SecretString=value, **description)
+    provision_events(stack, endpoint_url)
+
+
+def provision_events(stack: LocalStack, endpoint_url: str) -> None:
+    """The template's event buses, and its rules with their targets (moto delivers to SQS targets inside
+    PutEvents; it ignores InputPath)."""
+    with patched_environ(aws_environment(endpoint_url, stack.region)):
+        events = boto3.client("events")
+    for bus in stack.event_buses().values():
+        if bus.name != "default":
+            events.create_event_bus(Name=bus.name)
+    for rule in stack.event_rules().values():
+        settings: dict[str, Any] = {
+            "Name": rule.name,
+            "EventBusName": rule.event_bus_name,
+            "State": "ENABLED" if rule.enabled else "DISABLED",
+        }
+        if rule.event_pattern is not None:
+            settings["EventPattern"] = json.dumps(rule.event_pattern)
+        if rule.schedule_expression:
+            settings["ScheduleExpression"] = rule.schedule_expression
+        if rule.description:
+            settings["Description"] = rule.description
+        events.put_rule(**settings)
+        targets = []
+        for target in rule.targets:
+            entry = {"Id": target.id, "Arn": target.arn}
+            if target.input is not None:
+                entry["Input"] = target.input
+            if target.input_path is not None:
+                entry["InputPath"] = target.input_path
+            targets.append(entry)
+        if targets:
+            events.put_targets(Rule=rule.name, EventBusName=rule.event_bus_name, Targets=targets)
+
+
+def event_bus_name(stack: LocalStack) -> str | None:
+    """The bus the stack's events go to: its output EventBusName, else its only event bus."""
+    named = stack.outputs.get(EVENT_BUS_OUTPUT)
+    if isinstance(named, str) and named:
+        return named
+    buses = list(stack.event_buses().values())
+    return buses[0].name if len(buses) == 1 else None
+
+
+@dataclass(frozen=True)
+class EventsWatch:
+    """The local-only rule on the stack's bus and the queue it sends mmsbridge's events to."""
+
+    bus_name: str
+    rule_name: str
+    queue_url: str
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "event_bus_name": self.bus_name,
+            "events_watch_rule": self.rule_name,
+            "events_watch_queue_url": self.queue_url,
+        }
+
+
+def add_events_watch(stack: LocalStack, endpoint_url: str) -> EventsWatch | None:
+    """A queue, `<stack>-events-watch`, and a rule of the same name on the stack's bus sending it every event
+    whose source is mmsbridge (the bus is created when the template names one it does not create). None when
+    the template has no bus."""
+    bus = event_bus_name(stack)
+    if bus is None:
+        return None
+    with patched_environ(aws_environment(endpoint_url, stack.region)):
+        events = boto3.client("events")
+        sqs = boto3.client("sqs")
+    if bus not in {b["Name"] for b in events.list_event_buses()["EventBuses"]}:
+        events.create_event_bus(Name=bus)
+    name = f"{stack.stack_name}{WATCH_SUFFIX}"
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name=name,
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": [WATCH_SOURCE]}),
+        Description="local only: every mmsbridge event, to the watch queue (python -m ops events)",
+    )
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "watch-queue", "Arn": queue_arn}])
+    return EventsWatch(bus, name, queue_url)
 
 
 def read_secret(name: str, endpoint_url: str, region: str) -> str | None:
@@ -255,12 +349,13 @@ class RunningStack:
     gateway: Gateway
     functions: dict[str, LocalFunction]
     moto: MotoServer | None = None
-    mappings: list[SqsEventSourceMapping] = field(default_factory=list)
+    mappings: list[SqsEventSourceMapping | StreamEventSourceMapping] = field(default_factory=list)
     endpoints_file: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     simulator: ProviderSimulator | None = None
     api_key_secret: str | None = None  # the secret holding the simulator's API key
     postback_path: str = "/postback"  # with the token: /postback/<token>
+    events_watch: EventsWatch | None = None
 
     @property
     def postback_url(self) -> str:
@@ -299,6 +394,7 @@ class RunningStack:
             "routes": [f"{r.method} {r.resource}" for r in self.gateway.routes],
             "event_source_mappings": [m.status() for m in self.mappings],
             **send_queues,
+            **(self.events_watch.endpoints() if self.events_watch else {}),
             **simulator,
             **self.extras,
         }
@@ -383,7 +479,8 @@ def start(
         aws_endpoint_url = moto.endpoint_url
     simulator: ProviderSimulator | None = None
     gateway: Gateway | None = None
-    mappings: list[SqsEventSourceMapping] = []
+    mappings: list[SqsEventSourceMapping | StreamEventSourceMapping] = []
+    watch: EventsWatch | None = None
     try:
         stack = load_local_stack(aws_endpoint_url, template=template, samconfig=samconfig)
         # Clients made in this process (the local stack's own, and the handlers') all talk to moto.
@@ -414,7 +511,8 @@ def start(
                 binary_media_types=binary,
                 account_id=stack.account_id,
             ).start()
-        mappings = mappings_from_stack(stack, functions)
+        watch = add_events_watch(stack, aws_endpoint_url)
+        mappings = [*mappings_from_stack(stack, functions), *stream_mappings_from_stack(stack, functions)]
         for mapping in mappings:
             mapping.start()
     except BaseException:
@@ -437,6 +535,7 @@ def start(
         simulator=simulator,
         api_key_secret=api_key_secret_name(stack) if simulator else None,
         postback_path=path,
+        events_watch=watch,
     )
     if simulator:
         simulator.postback_url = running.postback_url  # now that the gateway is up
