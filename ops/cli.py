@@ -17,12 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from mmsbridge.core.phone_numbers import InvalidNumber
 from ops import output
-from ops.commands import inbound, messages, outbound, quarantine, redrive, repair, requests, status
+from ops.commands import events, inbound, messages, outbound, quarantine, redrive, repair, requests, status
 from ops.commands.arguments import Commands
 from ops.resources import ConfigError, resolve
 
 # The command groups, in the order `--help` lists their commands.
-GROUPS = (messages, inbound, outbound, quarantine, repair, requests, redrive, status)
+GROUPS = (messages, inbound, outbound, quarantine, repair, requests, redrive, status, events)
 
 # AWS answers that mean "wrong place or no permission": configuration, not a result.
 _CONFIG_ERROR_CODES = {
@@ -45,7 +45,8 @@ The send path: a send request's timeline (request), the worklists of requests th
 an unknown outcome (requests, unknown), the send DLQ (send-dlq: list, re-drive), and a deliberate re-drive
 of one request (resend). Outbound messages to a number (messages), and linking outcome-unknown requests to
 the messages they became (reconcile). The stack on one screen: queues, account errors, throttling and
-worklists (status); postback events kept but not attributed (unrecognised).
+worklists (status); postback events kept but not attributed (unrecognised). The events the stack published,
+as they arrive on the local stack's watch queue (events).
 
 Where the resources are (one of):
   --endpoints-file PATH  the local stack's endpoints file (default: .local/endpoints.json in the project,

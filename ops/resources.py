@@ -61,6 +61,8 @@ class Resources:
     # The stack's OwnNumbers ("" when it has none: the consumer's own-number check is off); None when the
     # endpoints file lists no parameters, so nothing can be said.
     own_numbers: str | None = None
+    # The local stack's events watch queue (a local-only rule on its bus); a deployed stack has none.
+    events_watch_queue_url: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def name(self, resource: str) -> str:
@@ -153,6 +155,7 @@ def from_endpoints_file(path: Path, *, session: Any) -> Resources:
         client_options={"endpoint_url": document["aws_endpoint_url"], **LOCAL_CREDENTIALS},
         default_country_code=(document.get("parameters") or {}).get(COUNTRY_CODE_PARAMETER) or None,
         own_numbers=_own_numbers(document.get("parameters")),
+        events_watch_queue_url=document.get("events_watch_queue_url") or None,
     )
 
 
