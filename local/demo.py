@@ -3,8 +3,10 @@
 It starts the whole local stack on free ports (so it runs beside `make run`), opts 13125550199 out through
 the provider simulator, puts the five example requests of events/sender on the send queue (request ids
 suffixed with this run's id), waits until each has a final status and each accepted one a final delivery
-state, prints every request's timeline and a summary, and stops the stack. Exit 0 when the loop settled,
-1 when it did not within --timeout (saying what is missing).
+state, prints every request's timeline followed by the events the stack published about it (read from the
+local stack's events watch queue, matched by request id and tracking id) and a summary, and stops the
+stack. Exit 0 when the loop settled and its events arrived, 1 when not within --timeout (saying what is
+missing).
 
 The handlers' logs and metric lines, the gateway's access lines and moto's log go to --log-dir, not the
 console. --full also prints each request as the operator CLI shows it (`python -m ops request ID`).
@@ -31,7 +33,7 @@ from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core.states import MessageState
 from mmsbridge.sending.ledger import FINAL, SendStatus
 from ops import cli as ops_cli
-from ops import render, sends
+from ops import render, sends, watch
 
 EXAMPLES_DIR = local_stack.ROOT / "events" / "sender"
 EXAMPLES = ("sms", "saved-mms", "inline-mms", "invalid-number", "opted-out")
@@ -40,6 +42,7 @@ OPT_OUT_CAMPAIGN = "1001"
 DEFAULT_LOG_DIR = local_stack.ROOT / ".local" / "demo"
 DEFAULT_TIMEOUT_S = 60.0
 POLL_S = 0.25
+EVENTS_GRACE_S = 10.0  # the events may trail the settled state: at least this long to wait for them
 # Delivery reports within a second of the send; a postback the ingest did not take is retried within a
 # second (the account's default is five minutes, longer than the demo waits).
 POSTBACKS = {"first_delay_s": 0.2, "outcome_delay_s": 0.5, "retry_interval_s": 1.0, "timeout_s": 5.0}
@@ -133,6 +136,33 @@ def timeline(document: dict[str, Any], step_width: int = 10) -> list[str]:
     return lines
 
 
+def expected_events(document: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """The events a settled request's story must include: its settlement, and once accepted its message's
+    final state (detail-type, status or new state)."""
+    if document is None:
+        return set()
+    wanted = {("Send Request Settled", str(document["status"]))}
+    if document["status"] == SendStatus.ACCEPTED:
+        wanted.add(("Message State Changed", outcome(document)))
+    return wanted
+
+
+def events_of(
+    document: dict[str, Any] | None, request_id: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The events about one request: those naming its request id, or its message's tracking id."""
+    ids = {request_id}
+    tracking_id = ((document or {}).get("provider") or {}).get("tracking_id")
+    if tracking_id:
+        ids.add(str(tracking_id))
+    return [event for event in events if watch.keys_of(event) & ids]
+
+
+def story(event: dict[str, Any]) -> tuple[str, str]:
+    detail = event.get("detail") or {}
+    return str(event.get("detail-type")), str(detail.get("new_state") or detail.get("status"))
+
+
 def wait_for(check: Callable[[], Any], deadline: float) -> Any:
     """`check()` until it is true or the deadline (time.monotonic()) passes; its last answer."""
     while True:
@@ -210,16 +240,27 @@ class Demo:
 
         found = wait_for(all_settled, deadline) or documents()
         took = time.monotonic() - began
+        events = self.published_events(running, found, deadline)
         self.say()
         for request_id in ids:
             document = found[request_id]
             self.say("\n".join(timeline(document)) if document else f"{request_id}: {outcome(None)}")
+            if running.events_watch is not None:
+                self.say(f"{request_id} events:")
+                for event in events_of(document, request_id, events):
+                    self.say(f"  {watch.line(event)}")
         if self.full:
             self.full_timelines(running, ids)
         self.say()
         if not all(map(settled, found.values())):
             self.say(f"not settled within {self.timeout_s:g} s:")
             self.say("\n".join(missing(found)))
+            self.say(f"logs: {self._shown(self.log_dir)}")
+            return 1
+        unpublished = self.unpublished(found, events) if running.events_watch is not None else []
+        if unpublished:
+            self.say(f"events not published within {self.timeout_s:g} s:")
+            self.say("\n".join(unpublished))
             self.say(f"logs: {self._shown(self.log_dir)}")
             return 1
         counts = Counter(outcome(document).lower() for document in found.values())
@@ -231,6 +272,33 @@ class Demo:
             f"and sent {stats['postbacks']['delivered']} postbacks"
         )
         return 0
+
+    def published_events(
+        self, running: local_stack.RunningStack, found: dict[str, dict[str, Any] | None], deadline: float
+    ) -> list[dict[str, Any]]:
+        """Every event on the watch queue, read until each request's expected events are in (or the deadline;
+        the publisher reads the stream with a batching window, so events trail the state by a second)."""
+        if running.events_watch is None:
+            return []
+        with patched_environ(local_stack.aws_environment(running.endpoint_url, running.stack.region)):
+            queue = watch.WatchQueue(boto3.client("sqs"), running.events_watch.queue_url)
+        events: list[dict[str, Any]] = []
+
+        def complete() -> bool:
+            events.extend(queue.receive(wait_s=1))
+            return not self.unpublished(found, events)
+
+        wait_for(complete, max(deadline, time.monotonic() + EVENTS_GRACE_S))
+        return events
+
+    @staticmethod
+    def unpublished(found: dict[str, dict[str, Any] | None], events: list[dict[str, Any]]) -> list[str]:
+        lines = []
+        for request_id, document in found.items():
+            told = {story(event) for event in events_of(document, request_id, events)}
+            for kind, what in sorted(expected_events(document) - told):
+                lines.append(f"  {render.cell(request_id)}: no {kind} event ({what})")
+        return lines
 
     def full_timelines(self, running: local_stack.RunningStack, ids: list[str]) -> None:
         """Each request as `python -m ops request ID` shows it, against this stack's endpoints file."""

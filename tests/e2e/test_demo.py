@@ -79,3 +79,30 @@ def test_the_opted_out_number_is_suppressed(demo):
     lines = timeline(finished.stdout, "spring-deals-opted-out" + suffix)
     assert lines[0] == f"spring-deals-opted-out{suffix}: SUPPRESSED"
     assert re.search(r"SUPPRESSED +13125550199 is on the suppression list", lines[-1]), lines
+
+
+def events_block(stdout: str, request_id: str) -> list[str]:
+    """The demo's events for one request: the lines under `<request_id> events:`."""
+    lines = stdout.splitlines()
+    start = lines.index(f"{request_id} events:")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+    return lines[start + 1 : end]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "settled", "final_state"),
+    [
+        *((request_id, "ACCEPTED", "DELIVERED") for request_id in DELIVERED),
+        ("order-1043-shipped", "REJECTED", None),
+        ("spring-deals-opted-out", "SUPPRESSED", None),
+    ],
+)
+def test_each_request_is_followed_by_its_events(demo, request_id, settled, final_state):
+    finished, suffix = demo
+    lines = events_block(finished.stdout, request_id + suffix)
+    assert any(f"Send Request Settled  {settled}" in line for line in lines), lines
+    states = [line for line in lines if "Message State Changed" in line]
+    if final_state is None:
+        assert states == [], lines
+    else:
+        assert any(f"-> {final_state}" in line for line in states), lines
