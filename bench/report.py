@@ -119,6 +119,20 @@ def parse_rows(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def events_rows(data: dict[str, Any]) -> list[Row]:
+    return [
+        _row(
+            "events",
+            f"publisher: {data['stream_records']} stream records to {data['events']} events",
+            "events/s",
+            data["publisher_per_s"],
+            "the same entries put by PutEvents alone, bare boto3",
+            data["put_events_per_s"],
+            "",
+        )
+    ]
+
+
 def consumer_rows(data: dict[str, Any]) -> list[Row]:
     throughput, cold = data["throughput"], data["cold"]
     return [
@@ -283,6 +297,7 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "sender": sender_rows,
     "load": load_rows,
     "coldstart": coldstart_rows,
+    "events": events_rows,
 }
 
 

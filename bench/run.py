@@ -37,6 +37,12 @@ BENCHMARKS = [
     ("consumer", "consumer: throughput and cold path", ["-m", "bench.bench_consumer"], ["--messages", "300"]),
     ("coldstart", "cold import with and without usable byte-code", ["-m", "bench.bench_coldstart"], []),
     (
+        "events",
+        "events: the publisher against PutEvents alone",
+        ["-m", "bench.bench_events"],
+        ["--messages", "150"],
+    ),
+    (
         "sender",
         "sender: goodput at the provider's throughput limit",
         ["-m", "bench.bench_sender", "400", "10", "8"],

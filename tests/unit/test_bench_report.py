@@ -65,3 +65,11 @@ def test_chart_is_a_png(tmp_path):
     data = (tmp_path / "chart.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 5000
+
+
+def test_event_rows_report_the_publisher_against_put_events_alone_without_a_target():
+    data = {"stream_records": 400, "events": 200, "publisher_per_s": 50.0, "put_events_per_s": 200.0}
+    (row,) = report.events_rows(data)
+    assert (row.value, row.baseline, row.ratio) == (50.0, 200.0, pytest.approx(0.25))
+    assert (row.target, row.met) == ("reported", None)
+    assert "400 stream records to 200 events" in row.figure
