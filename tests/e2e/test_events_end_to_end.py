@@ -188,6 +188,15 @@ def test_send_requests_publish_their_settlement(endpoints, watched, sqs, table):
     failed = request("failed")
     (failed_event,) = watched.wait(lambda d: d.get("request_id") == failed["request_id"])
     expected = {failed["request_id"]: "FAILED"}
+    # OUTCOME_UNKNOWN alone too: the simulator takes the next sendSMS and closes the connection unanswered.
+    fault = json.dumps({"kind": "drop", "accept": True, "count": 1, "actions": ["sendSMS"]}).encode()
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{control}faults", data=fault, headers={"Content-Type": "application/json"})
+    ) as answer:
+        assert answer.status in (200, 201)
+    unknown = request("unknown")
+    watched.wait(lambda d: d.get("request_id") == unknown["request_id"])
+    expected[unknown["request_id"]] = "OUTCOME_UNKNOWN"
     for label, status, fields in (
         ("accepted", "ACCEPTED", {}),
         ("rejected", "REJECTED", {"to": "555-0100"}),
