@@ -290,6 +290,62 @@ def coldstart_rows(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread" if count == 1 else f"{count} threads"
+
+
+def limits_rows(data: dict[str, Any]) -> list[Row]:
+    """One hot item on moto: the limiter's compare-and-set against unconditional writes, the paced limiter's
+    slots against its configured rate, one partition against many. Reported only: moto's figures are what
+    the code drives locally, not AWS's limits."""
+    rows = [
+        _row(
+            "limits",
+            f"one item, {_threads(hot['threads'])}: the limiter's conditional writes"
+            f" ({hot['lost_share']:.0%} of attempts lost the race)",
+            "writes/s",
+            hot["writes_per_s"],
+            f"unconditional PutItem of distinct items, {_threads(hot['threads'])}",
+            hot["put_per_s"],
+            "",
+        )
+        for hot in data["hot_item"]
+    ]
+    for pace in data["paced"]:
+        writes, attempts = pace["writes_per_slot"], pace["attempts_per_slot"]
+        per_slot = (
+            f"{writes:.2f} conditional writes per slot ({attempts:.2f} with lost races)"
+            if writes is not None
+            else "no slot granted"
+        )
+        rows.append(
+            _row(
+                "limits",
+                f"limiter at {pace['rate']:,.0f}/s, {pace['threads']} threads, want={pace['want']}:"
+                f" {per_slot}",
+                "slots/s",
+                pace["slots_per_s"],
+                "the configured rate x 0.97 (the limiter's spacing)",
+                pace["spaced_rate"],
+                "",
+            )
+        )
+    part = data["partition"]
+    rows.append(
+        _row(
+            "limits",
+            f"{part['threads']} threads, ~1 KB PutItem sharing one partition key (moto has no partition"
+            " throttling; the AWS limit is 1,000 WCU/s per partition)",
+            "items/s",
+            part["one_partition_per_s"],
+            "the same items under distinct partition keys",
+            part["distinct_partitions_per_s"],
+            "",
+        )
+    )
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": ingest_rows,
     "parse": parse_rows,
@@ -298,6 +354,7 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "load": load_rows,
     "coldstart": coldstart_rows,
     "events": events_rows,
+    "limits": limits_rows,
 }
 
 

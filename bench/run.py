@@ -43,6 +43,12 @@ BENCHMARKS = [
         ["--messages", "150"],
     ),
     (
+        "limits",
+        "limits: one hot item's writes on moto",
+        ["-m", "bench.bench_limits"],
+        ["--seconds", "1.5"],
+    ),
+    (
         "sender",
         "sender: goodput at the provider's throughput limit",
         ["-m", "bench.bench_sender", "400", "10", "8"],
