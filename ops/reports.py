@@ -1,19 +1,22 @@
 """The operator's reads of the state table, as plain JSON-ready documents (the text view renders these).
 
-Key design: `mmsbridge.postbacks.planner` (its docstring lists every pk / sk and the two indexes).
+Key design: `mmsbridge.core.table_model` (its docstring lists every pk / sk and the indexes).
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core.phone_numbers import normalise_number, normalise_sender
-from mmsbridge.core.table_model import UNDATED, inbound_day
+from mmsbridge.core.table_model import UNDATED, inbound_day_partitions, inbound_to_partitions
 from mmsbridge.core.times import iso
 from ops.times import parse_stored
 
@@ -141,31 +144,46 @@ def inbound(
     limit: int,
     default_country_code: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Inbound SMS/MMS to a number (gsi1 `TO#`) or from one (gsi2 `FROM#`), newest first."""
-    index, prefix, typed = ("gsi1", "TO#", to) if to is not None else ("gsi2", "FROM#", sender)
+    """Inbound SMS/MMS to a number (gsi1, its shards and its unsharded partition) or from one (gsi2
+    `FROM#`), newest first."""
+    typed = to if to is not None else sender
     assert typed is not None
     number = lookup_number(typed, default_country_code=default_country_code, sender=True)
-    items = table.query(
-        prefix + number, index=index, sk_between=sk_range(since, until), forward=False, limit=limit
+    index, partitions = (
+        ("gsi1", inbound_to_partitions(number)) if to is not None else ("gsi2", (f"FROM#{number}",))
     )
+    items = _newest(table, partitions, index=index, bounds=sk_range(since, until), limit=limit)
     return [_inbound(item, item[f"{index}sk"]) for item in items]
 
 
 def recent_inbound(
     table: StateTable, *, since: datetime | None, until: datetime | None, limit: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """Inbound SMS/MMS to and from every number (gsi3, one partition per UTC day), newest first; `since`
-    defaults to RECENT_DAYS before `until` (or now)."""
+    """Inbound SMS/MMS to and from every number (gsi3: per UTC day, its shards and its unsharded partition),
+    newest first; `since` defaults to RECENT_DAYS before `until` (or now)."""
     low = since or (until or now) - timedelta(days=RECENT_DAYS)
     found: list[dict[str, Any]] = []
     day = (until or now).astimezone(UTC).date()
     while day >= low.astimezone(UTC).date() and len(found) < limit:
-        partition = inbound_day(iso(datetime.combine(day, time(), UTC)))
-        found += table.query(
-            partition, index="gsi3", sk_between=sk_range(low, until), forward=False, limit=limit - len(found)
+        partitions = inbound_day_partitions(iso(datetime.combine(day, time(), UTC)))
+        found += _newest(
+            table, partitions, index="gsi3", bounds=sk_range(low, until), limit=limit - len(found)
         )
         day -= timedelta(days=1)
     return [_inbound(item, item["gsi3sk"]) for item in found]
+
+
+def _newest(
+    table: StateTable, partitions: Iterable[str], *, index: str, bounds: tuple[str, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The `limit` newest items of the index partitions together, by sort key: each partition is read
+    newest first, a page at a time as the merge needs it."""
+    readings = [
+        table.query(partition, index=index, sk_between=bounds, forward=False, limit=limit)
+        for partition in partitions
+    ]
+    merged = heapq.merge(*readings, key=lambda item: str(item[f"{index}sk"]), reverse=True)
+    return list(islice(merged, limit))
 
 
 def _inbound(item: dict[str, Any], sort_key: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
+from mmsbridge.core.table_model import INBOUND_SHARDS
 from ops import output, render, reports
 from ops.commands.arguments import Commands, limit, time_range
 from ops.resources import Resources
@@ -16,11 +17,14 @@ def register(commands: Commands) -> None:
         "inbound",
         run_inbound,
         "recent inbound SMS/MMS, to or from a number or all of them, newest first",
-        "With --to or --from, one number's (index gsi1, TO#<number>, or gsi2, FROM#<number>); a number is\n"
-        "read as the sender reads it (+1 (415) 555-0178 is 14155550178; national format only with the\n"
-        "stack's DefaultCountryCode; a number invalid for its country is an error, exit 2). Without,\n"
-        "every number's (index gsi3, one partition per UTC day), by default from"
-        f" {reports.RECENT_DAYS} days ago.",
+        "With --to or --from, one number's (index gsi1: TO#<number>#<shard> for every shard,"
+        f" 0..{INBOUND_SHARDS - 1},\n"
+        "and the unsharded TO#<number> of tables written before the sharding, merged; or gsi2,\n"
+        "FROM#<number>); a number is read as the sender reads it (+1 (415) 555-0178 is 14155550178;\n"
+        "national format only with the stack's DefaultCountryCode; a number invalid for its country\n"
+        "is an error, exit 2). Without, every number's (index gsi3: per UTC day, INDAY#<date>#<shard>\n"
+        f"for every shard and the unsharded INDAY#<date>, merged), by default from {reports.RECENT_DAYS}"
+        " days ago.",
     )
     who = inbound.add_mutually_exclusive_group()
     who.add_argument("--to", metavar="NUMBER", help="the receiving number (shortcode or longcode)")

@@ -19,6 +19,7 @@ from local import stack as local_stack
 from local.aws_faults import StaticBody
 from mmsbridge.aws.state_table import StateTable
 from mmsbridge.core import envelope
+from mmsbridge.core.table_model import inbound_shard, inbound_to
 from mmsbridge.postbacks.consume import consume
 from mmsbridge.sending.ledger import outbound_items
 from tests.conftest import SAMPLES
@@ -187,7 +188,11 @@ def test_inbound_messages_by_receiver_and_sender(table):
     sms = next(table.query("FROM#" + _field(sample("sms_mo_n211.xml"), "FROM"), index="gsi2"))
     assert sms["origin"] == "SMS_MO"
     assert sms["text"]
-    mms = next(table.query("TO#63184", index="gsi1", sk_prefix="2024-02-06T19:26:08"))
+    pk = "IN#MMS_MO#" + _field(sample("mms_mo_n401.xml"), "TRACKINGID")
+    mms = next(
+        table.query(inbound_to("63184", inbound_shard(pk)), index="gsi1", sk_prefix="2024-02-06T19:26:08")
+    )
+    assert mms["pk"] == pk
     assert mms["origin"] == "MMS_MO"
     assert len(mms["files"]) == 2
     assert mms["raw_key"].startswith("raw/")

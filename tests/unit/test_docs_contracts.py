@@ -450,6 +450,12 @@ def test_the_state_ranks_and_the_open_index_shards_are_the_codes():
     assert f"`gsi1pk = OPEN#0..{OPEN_SHARDS - 1}`" in STATE_DOC
 
 
+def test_the_inbound_shards_are_the_codes():
+    from mmsbridge.core.table_model import INBOUND_SHARDS
+
+    assert f"`<shard>` = 0..{INBOUND_SHARDS - 1}" in STATE_DOC
+
+
 # ------------------------------------------------------------------------------------------- postbacks
 
 POSTBACKS_DOC = (DOCS / "postbacks.md").read_text(encoding="utf-8")

@@ -5,7 +5,8 @@ Keys (pk / sk):
   MSG#<trackingid>     EVT#<utc>#<code>#<key>         one history item per distinct event
   MSG#<trackingid>     REQUEST                        the sender's record of the request (sending/ledger.py)
   TPL#<mmsid>          RANK#<rank>#<code> / EVT#...   template encoding state and history
-  IN#<origin>#<id>     MSG                            inbound SMS/MMS (gsi1: TO#<to>, gsi2: FROM#<from>)
+  IN#<origin>#<id>     MSG                            inbound SMS/MMS (gsi1: TO#<to>#<shard>,
+                                                      gsi2: FROM#<from>, gsi3: INDAY#<utc date>#<shard>)
   SUB#<mobile>         CAMPAIGN#<id>#AT#<time>#<code> subscription changes; the latest is the state
   SUB#<mobile>         EVT#...                        subscription history
   EMAILSUB#<email>     CAMPAIGN#<id>#AT#<time>#<code> / EVT#...
@@ -21,6 +22,11 @@ Outbound messages by number (gsi2, OUT#<TO>, sorted `<provider time>#<trackingid
 delivery report's history item, and the sender's outbound record (sending/ledger.py), so a message is found by
 the number it went to even when no request is linked to it (reconciliation). The same index holds
 inbound messages under FROM#<number>: the prefixes keep them apart.
+Inbound messages by receiving number (gsi1, TO#<number>#<shard>) and by UTC day (gsi3,
+INDAY#<utc date>#<shard>), both sorted `<time>#<id>`, are each spread over INBOUND_SHARDS partitions (its
+comment says why and how many); readers query every shard, and the unsharded TO#<number> / INDAY#<utc date>
+that tables written before the sharding hold, and merge. By sender (gsi2, FROM#<number>) stays one partition:
+one phone does not send hundreds of messages a second.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ from dataclasses import dataclass
 from typing import Any
 
 OPEN_SHARDS = 8
+# Every inbound message of the account is listed under its UTC day (gsi3) and under the number it was sent
+# to (gsi1; a shortcode running a TV vote takes thousands a second). One index partition takes at most
+# 1,000 write units a second, an inbound item (ALL projection, 1-2 KB) costs 1-2, and a throttled index
+# throttles the base-table write, the consumer's whole batch; the sort keys are time-ordered, so DynamoDB's
+# split for heat cannot spread them. So each is spread over INBOUND_SHARDS partitions: 8 x 1,000 = 8,000
+# write units a second per day and per number: 4,000-8,000 inbound messages a second. Readers pay for it:
+# a listing queries every shard (plus the unsharded partition older tables hold), 9 Queries per day or
+# number; 16 shards would double that for headroom the rest of the path (the consumer's concurrency, the
+# table's own limits) does not reach.
+INBOUND_SHARDS = 8
 UNDATED = "~"  # sorts after every ISO timestamp: undated events come last in a history
 UNRECOGNISED_PREFIX = "OTHER#"
 UNRECOGNISED_PARTITION = "UNRECOGNISED"
@@ -44,8 +60,13 @@ class Plan:
     quarantine: list[tuple[dict[str, Any], str]]  # first-seen records: put only if absent
 
 
+def _shard(key: str, shards: int) -> int:
+    """A stable shard for `key`: the same in every process and release (not Python's salted hash())."""
+    return hashlib.sha256(key.encode()).digest()[0] % shards
+
+
 def open_shard(tracking_id: str) -> str:
-    return f"OPEN#{hashlib.sha256(tracking_id.encode()).digest()[0] % OPEN_SHARDS}"
+    return f"OPEN#{_shard(tracking_id, OPEN_SHARDS)}"
 
 
 def rank_sk(rank: int, code: str) -> str:
@@ -58,6 +79,35 @@ def outbound_index(to: str, moment: str, tracking_id: str) -> dict[str, str]:
     return {"gsi2pk": f"OUT#{to}", "gsi2sk": f"{moment}#{tracking_id}"}
 
 
-def inbound_day(moment: str) -> str:
-    """The gsi3 partition of inbound messages of one UTC day (`moment` an iso() time, or UNDATED)."""
+def inbound_shard(pk: str) -> int:
+    """The shard of an inbound message's index entries, from its item's pk (`IN#<origin>#<id>`): a
+    redelivered postback writes the same item, so it lands on the same shard and overwrites its own
+    entries."""
+    return _shard(pk, INBOUND_SHARDS)
+
+
+def _unsharded_day(moment: str) -> str:
     return f"INDAY#{moment[:10] if moment != UNDATED else UNDATED}"
+
+
+def inbound_day(moment: str, shard: int) -> str:
+    """The gsi3 partition of one shard of the inbound messages of one UTC day (`moment` an iso() time, or
+    UNDATED)."""
+    return f"{_unsharded_day(moment)}#{shard}"
+
+
+def inbound_to(number: str, shard: int) -> str:
+    """The gsi1 partition of one shard of the inbound messages to one number."""
+    return f"TO#{number}#{shard}"
+
+
+def inbound_day_partitions(moment: str) -> tuple[str, ...]:
+    """Every gsi3 partition a UTC day's inbound messages are under: each shard's, then the unsharded
+    `INDAY#<date>` that tables written before the sharding hold."""
+    return (*(inbound_day(moment, shard) for shard in range(INBOUND_SHARDS)), _unsharded_day(moment))
+
+
+def inbound_to_partitions(number: str) -> tuple[str, ...]:
+    """Every gsi1 partition the inbound messages to a number are under: each shard's, then the unsharded
+    `TO#<number>` that tables written before the sharding hold."""
+    return (*(inbound_to(number, shard) for shard in range(INBOUND_SHARDS)), f"TO#{number}")

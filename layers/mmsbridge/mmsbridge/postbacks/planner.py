@@ -26,6 +26,8 @@ from mmsbridge.core.table_model import (
     UNRECOGNISED_PREFIX,
     Plan,
     inbound_day,
+    inbound_shard,
+    inbound_to,
     open_shard,
     outbound_index,
     rank_sk,
@@ -282,12 +284,17 @@ def _message_marker(pk: str, tracking_id: str, state: MessageState, received: Re
 
 
 def _inbound(received: Received) -> dict[str, Any]:
+    """An inbound message, listed by receiving number (gsi1) and by UTC day (gsi3) on the shard of its pk,
+    and by sender (gsi2) on one partition: one phone does not send hundreds of messages a second, while a
+    shortcode or a day takes every sender's (table_model.INBOUND_SHARDS)."""
     postback = received.postback
     get = postback.fields.get
     identifier = postback.correlation_id or postback.semantic_key[:32]
     moment = _moment(postback)
+    pk = f"IN#{postback.origin}#{identifier}"
+    shard = inbound_shard(pk)
     return {
-        "pk": f"IN#{postback.origin}#{identifier}",
+        "pk": pk,
         "sk": "MSG",
         "type": "inbound",
         "origin": postback.origin,
@@ -306,11 +313,11 @@ def _inbound(received: Received) -> dict[str, Any]:
         "fields": dict(postback.fields),
         "raw_key": received.raw_key,
         "sha256": received.sha256,
-        "gsi1pk": f"TO#{get('TO') or ''}",
+        "gsi1pk": inbound_to(get("TO") or "", shard),
         "gsi1sk": f"{moment}#{identifier}",
         "gsi2pk": f"FROM#{get('FROM') or ''}",
         "gsi2sk": f"{moment}#{identifier}",
-        "gsi3pk": inbound_day(moment),
+        "gsi3pk": inbound_day(moment, shard),
         "gsi3sk": f"{moment}#{identifier}",
     }
 
