@@ -24,6 +24,7 @@ element for a list or map.
 from __future__ import annotations
 
 import io
+import json
 import math
 import sys
 import threading
@@ -116,6 +117,7 @@ class AwsMeter:
         self._tally = Tally()
         self._shapes: dict[str, TableShape] = {}
         self._raw: Any = None
+        self.metrics: set[str] = set()  # every custom metric the functions emitted (billed per month each)
 
     # ---- what the wrapped code calls ------------------------------------------------------------
 
@@ -163,6 +165,13 @@ class AwsMeter:
         function = _caller(default="unattributed")
         with self._lock:
             self._tally.log_bytes[function] += len(text.encode("utf-8", "replace"))
+        if text.startswith('{"_aws"'):  # an embedded-metric document: each name and dimension set is a metric
+            document = json.loads(text)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for dimensions in directive["Dimensions"]:
+                    labels = ",".join(f"{d}={document.get(d)}" for d in dimensions)
+                    for metric in directive["Metrics"]:
+                        self.metrics.add(f"{directive['Namespace']}/{metric['Name']} [{labels}]")
 
     # ---- one call ---------------------------------------------------------------------------------
 
@@ -173,6 +182,7 @@ class AwsMeter:
         )
         name = f"{service} {operation}"
         before = self._images(params, operation) if service == "dynamodb" and operation in WRITES else None
+        payload = _payload_bytes(operation, params)  # before the call: botocore wraps an S3 body in a stream
         try:
             response = original(client, operation, params)
         except ClientError as error:
@@ -190,7 +200,7 @@ class AwsMeter:
             self._tally.calls[(function, name)] += 1
             if operation == "PutEvents":
                 self._tally.events += len(params.get("Entries", []))
-            self._tally.payload_bytes[name] += _payload_bytes(operation, params)
+            self._tally.payload_bytes[name] += payload
         if before is not None:
             self._meter_write(function, operation, params, before)
         elif service == "dynamodb" and operation in READS:
@@ -295,6 +305,16 @@ class AwsMeter:
             self._tally.wcu[function] += units
             for index, partition, partition_units in touched:
                 self._tally.partitions[(index, partition)] += partition_units
+
+    def stored_bytes(self, table: str) -> int:
+        """The table's billed storage: every item's size plus 100 bytes, again in each index listing it."""
+        shape, total = self._shape(table), 0
+        with self._bypass() as raw:
+            for page in raw.get_paginator("scan").paginate(TableName=table):
+                for item in page["Items"]:
+                    copies = 1 + sum(1 for keys in shape.indexes.values() if _index_key(item, keys))
+                    total += copies * (item_size(item) + 100)
+        return total
 
     def _meter_read(self, function: str, operation: str, params: dict, response: dict) -> None:
         if operation == "GetItem":

@@ -346,6 +346,105 @@ def limits_rows(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+# The postback kinds shown in the report (every kind is in results.json and docs/cost.md).
+REQUEST_KINDS = {
+    "sms_mt_n201": "SMS sent report (SMS_MT N201)",
+    "sms_mt_n202": "SMS delivered report (SMS_MT N202)",
+    "mms_mt_n102": "MMS delivered report (MMS_MT N102)",
+    "sms_mo_n211": "inbound SMS (SMS_MO N211)",
+    "mms_mo_n401": "inbound MMS (MMS_MO N401)",
+    "sub_n302": "opt-out (SUB N302)",
+    "mms_mt_n003": "template ready (MMS_MT N003)",
+}
+
+
+def requests_rows(data: dict[str, Any]) -> list[Row]:
+    """AWS requests per message against the floor the invariants allow (bench/bench_requests.py says which
+    and why); the rest is reported: write units, log bytes, the busiest shared partition."""
+    floor = data["floor"]
+    by_stem = {row["label"].rpartition("(")[2].rstrip(")"): row for row in data["postbacks"]}
+    rows = []
+    for stem, name in REQUEST_KINDS.items():
+        row = by_stem[stem]
+        rows.append(
+            _row(
+                "requests",
+                f"per postback, {name}: {sum(row['wcu'].values()):.1f} WCU,"
+                f" {sum(row['log_bytes'].values()):,.0f} log bytes",
+                "requests",
+                row["billed_requests"],
+                "the floor: S3 + SQS in the ingest, a batch's receive, delete and write",
+                floor["postback"],
+                "<= 2.0",
+            )
+        )
+    worst = max(data["postbacks"], key=lambda row: row["billed_requests"])
+    rows.append(
+        _row(
+            "requests",
+            f"per postback, the most of any kind: {worst['label']}",
+            "requests",
+            worst["billed_requests"],
+            "the floor",
+            floor["postback"],
+            "",
+        )
+    )
+    sends = {row["label"]: row for row in data["sends"]}
+    accepted = sends["accepted"]
+    hot = accepted["hot"][0] if accepted["hot"] else {"partition": "-", "busiest_wcu_per_message": 0}
+    rows.append(
+        _row(
+            "requests",
+            f"per send request, accepted: {sum(accepted['wcu'].values()):.1f} WCU; busiest shared partition"
+            f" {hot['partition']} {hot['busiest_wcu_per_message']:.2f} WCU",
+            "requests",
+            accepted["billed_requests"],
+            "the floor: a batch's receive and delete, the opt-out read, claim, outcome, outbound record",
+            floor["send accepted"],
+            "<= 1.5",
+        )
+    )
+    rows.append(
+        _row(
+            "requests",
+            "per send request refused before any call (invalid)",
+            "requests",
+            sends["invalid request"]["billed_requests"],
+            "the floor: a batch's receive and delete, its record",
+            floor["send refused before a call"],
+            "<= 1.5",
+        )
+    )
+    for label, row in sends.items():
+        if label not in ("accepted", "invalid request"):
+            rows.append(
+                _row(
+                    "requests",
+                    f"per send request, {label}: {sum(row['wcu'].values()):.1f} WCU",
+                    "requests",
+                    row["billed_requests"],
+                    "the floor of an accepted send",
+                    floor["send accepted"],
+                    "",
+                )
+            )
+    event = data["event"]
+    rows.append(
+        _row(
+            "requests",
+            f"per published event ({event['events']} events): {event['rcu']:.2f} RCU,"
+            f" {event['log_bytes']:.0f} log bytes",
+            "requests",
+            event["billed_requests"],
+            "the floor: a tenth of a PutEvents",
+            floor["event"],
+            "",
+        )
+    )
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": ingest_rows,
     "parse": parse_rows,
@@ -355,6 +454,7 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "coldstart": coldstart_rows,
     "events": events_rows,
     "limits": limits_rows,
+    "requests": requests_rows,
 }
 
 

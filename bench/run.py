@@ -49,6 +49,12 @@ BENCHMARKS = [
         ["--seconds", "1.5"],
     ),
     (
+        "requests",
+        "requests per message: AWS calls, units and log bytes per postback kind, send outcome and event",
+        ["-m", "bench.bench_requests"],
+        [],
+    ),
+    (
         "sender",
         "sender: goodput at the provider's throughput limit",
         ["-m", "bench.bench_sender", "400", "10", "8"],
