@@ -72,6 +72,11 @@ def kinds() -> list[tuple[str, bytes]]:
     return found
 
 
+def _stem(label: str) -> str:
+    """The fixture's name in a kind's label: `SMS_MT N201 (sms_mt_n201)` -> `sms_mt_n201`."""
+    return label.rpartition("(")[2].rstrip(")")
+
+
 def _tag(body: bytes, name: str) -> str | None:
     found = re.search(rb"<%s>([^<]*)</%s>" % (name.encode(), name.encode()), body)
     return found.group(1).decode() if found else None
@@ -192,6 +197,7 @@ def hot_partitions(tally: Tally, messages: int) -> list[dict[str, Any]]:
             "index": index,
             "partition": pattern,
             "distinct": len(units),
+            "wcu_per_message": round(sum(units) / messages, 3),
             "busiest_wcu_per_message": round(max(units) / messages, 3),
         }
         for (index, pattern), units in patterns.items()
@@ -227,7 +233,7 @@ def summarize(label: str, messages: int, tally: Tally) -> dict[str, Any]:
         "handler_ms": {f: round(tally.busy_s[f] * 1000 / n, 2) for f, n in tally.invocations.items() if n},
         "payload_bytes": {n: per(b) for n, b in tally.payload_bytes.items() if b},
         "events": per(tally.events),
-        "hot": hot_partitions(tally, messages)[:6],
+        "hot": hot_partitions(tally, messages)[:8],
     }
 
 
@@ -244,28 +250,32 @@ def measure(meter: AwsMeter, running: local_stack.RunningStack, label: str, mess
     return result
 
 
-def run(per_kind: int) -> dict[str, Any]:
+def run(per_kind: int, only: set[str] | None = None) -> dict[str, Any]:
+    """Every scenario; with `only` (fixture names without .xml), just those postback kinds and no sends."""
     environment = dict(os.environ)
     meter = AwsMeter()
     started = time.monotonic()
     with meter.installed():
         running = local_stack.start(port=0, moto_port=0, simulator_port=0, endpoints_file=None)
         try:
-            return _scenarios(meter, running, per_kind) | {"seconds": round(time.monotonic() - started, 1)}
+            result = _scenarios(meter, running, per_kind, only)
+            return result | {"seconds": round(time.monotonic() - started, 1)}
         finally:
             running.stop()
             os.environ.clear()
             os.environ.update(environment)
 
 
-def _scenarios(meter: AwsMeter, running: local_stack.RunningStack, per_kind: int) -> dict[str, Any]:
+def _scenarios(
+    meter: AwsMeter, running: local_stack.RunningStack, per_kind: int, only: set[str] | None
+) -> dict[str, Any]:
     simulator = running.simulator
     assert simulator is not None
     simulator.configure_postbacks(
         first_delay_s=0.05, outcome_delay_s=0.1, retry_interval_s=1.0, timeout_s=5.0
     )
     run_id = uuid.uuid4().hex[:6]
-    postback_kinds = kinds()
+    postback_kinds = [(label, body) for label, body in kinds() if not only or _stem(label) in only]
 
     log("   warm-up: one postback of each kind, one send")
     post_all(running, [variant(body, 9999, "w" + run_id) for _, body in postback_kinds])
@@ -287,6 +297,8 @@ def _scenarios(meter: AwsMeter, running: local_stack.RunningStack, per_kind: int
         simulator.clear_faults()
         return result
 
+    if only:
+        return {"per_kind": per_kind, "floor": FLOOR, "postbacks": postbacks, "sends": []}
     accepted_bodies = [json.dumps(send_request("again", n, run_id)) for n in range(per_kind)]
     opted_out = "13125550177"
     post_all(
@@ -362,10 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object (for bench/run.py)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--only", action="append", help="only this postback kind (fixture name), no sends")
     args = parser.parse_args(argv)
     if not 1 <= args.per_kind <= 100:
         parser.error("--per-kind must be 1-100 (the varied numbers keep four digits)")
-    result = run(args.per_kind)
+    result = run(args.per_kind, set(args.only) if args.only else None)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
@@ -373,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for row in [*result["postbacks"], *result["sends"]]:
             print(f"{row['billed_requests']:6.2f}  {row['label']}")
-        print(f"{result['event']['billed_requests']:6.2f}  per published event")
+        if "event" in result:
+            print(f"{result['event']['billed_requests']:6.2f}  per published event")
     return 0
 
 
