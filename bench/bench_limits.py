@@ -1,13 +1,14 @@
-"""One hot item's writes on moto: the shared limiter's compare-and-set and one partition, each against a
+"""One hot item's writes on moto: the shared limiter's conditional writes and one partition, each against a
 baseline measured in the same run on the same local moto.
 
-- hot item: the limiter's own compare-and-set (SharedLimiter.acquire, want=1) at a configured rate far
+- hot item: the limiter's own conditional writes (SharedLimiter.acquire, want=1) at a configured rate far
   above what moto can carry (100,000/s), so that no call waits for its slot and every acquire is one
   conditional UpdateItem on the one item PACE#.../PACE, from 1, 4 and 8 threads (each thread a container
   with its own limiter and client). Counted from the botocore calls: conditional writes that took slots,
-  and lost races (ConditionalCheckFailed: the item changed since the thread last saw it; the limiter then
-  pauses up to 5 ms and tries again). Baseline: unconditional PutItem of distinct items of the same size
-  from the same number of threads. Figures: writes/s, the lost-race share of attempts, ratio to baseline.
+  and refused writes (ConditionalCheckFailed: the item was not as the thread's cache said, idle or busy;
+  the limiter then pauses up to 5 ms and tries again). Baseline: unconditional PutItem of distinct items
+  of the same size from the same number of threads. Figures: writes/s, the refused share of attempts,
+  ratio to baseline.
 - paced: slots granted per second by limiters configured at 1,000/s (spaced at 97% of it) from 4 and 8
   threads, with want=1 and want=10 (up to ten consecutive slots in one write), and the conditional writes
   (and attempts, lost races included) per granted slot. On DynamoDB one item takes at most 1,000 write

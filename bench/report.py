@@ -295,7 +295,7 @@ def _threads(count: int) -> str:
 
 
 def limits_rows(data: dict[str, Any]) -> list[Row]:
-    """One hot item on moto: the limiter's compare-and-set against unconditional writes, the paced limiter's
+    """One hot item on moto: the limiter's conditional writes against unconditional ones, the paced limiter's
     slots against its configured rate, one partition against many. Reported only: moto's figures are what
     the code drives locally, not AWS's limits."""
     rows = [

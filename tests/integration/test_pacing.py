@@ -125,3 +125,50 @@ def test_a_late_wake_gives_the_slot_up_a_few_times_then_goes(table):
     limiter = SharedLimiter(table, 10.0, key=shared, clock=fake.clock, sleep=fake.sleep)
     assert limiter.acquire(max_wait_s=5) is not None
     assert limiter.missed == 3
+
+
+class CountingClient:
+    """The DynamoDB client, counting the conditional writes it had refused (each costs a write unit all the
+    same)."""
+
+    def __init__(self, client, refused: list[int], lock: threading.Lock) -> None:
+        self._client, self.refused, self.lock = client, refused, lock
+
+    def update_item(self, **kwargs):
+        try:
+            return self._client.update_item(**kwargs)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            with self.lock:
+                self.refused.append(1)
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_busy_containers_reserve_with_one_write_each_and_lose_almost_none(table):
+    """While the limiter is busy a reservation is an atomic add: four containers taking 15 slots each, one
+    at a time, make 60 reservations, and DynamoDB refuses at most a few writes (a container's first, whose
+    cache is empty, and the odd idle moment), not one or more per reservation as a compare-and-set would."""
+    rate, shared, slots, lock, refused = 50.0, key(), [], threading.Lock(), []
+    limiters = []
+
+    counted = StateTable(CountingClient(table.client, refused, lock), table.name)
+
+    def container() -> None:
+        limiter = Recording(counted, rate, key=shared, slots=slots, lock=lock)
+        limiters.append(limiter)
+        for _ in range(15):
+            assert limiter.acquire(max_wait_s=10, want=1) is not None
+
+    threads = [threading.Thread(target=container) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reservations = sum(limiter.reservations for limiter in limiters)
+    assert reservations >= 60
+    assert len(refused) <= 8, f"{len(refused)} refused writes for {reservations} reservations"
+    ordered = sorted(slots)
+    interval = 1 / (rate * HEADROOM)
+    assert min(b - a for a, b in itertools.pairwise(ordered)) >= interval - 1e-6

@@ -1,11 +1,19 @@
 """The shared limiter: every sender invocation takes its provider call slots from one item in the state table.
 
 It is GCRA (the generic cell rate algorithm): the item holds the *theoretical arrival time* (TAT), the
-earliest moment the next call may start. Taking a slot is a compare-and-set: slot = max(TAT, now), and TAT
-moves to slot + 1/rate. The caller waits until its slot, so calls from all containers leave at least
-1/rate apart: any one-second window holds at most `rate` of them, however many invocations run. Idle time
-does not accumulate into a burst (slots are never in the past). On E113 the whole sender slows down:
-`penalise` pushes TAT forward for everyone.
+earliest moment the next call may start. Taking slots moves TAT on by their span (count / rate) from
+max(TAT, now); the caller waits until its slot, so calls from all containers leave at least 1/rate apart:
+any one-second window holds at most `rate` of them, however many invocations run. Idle time does not
+accumulate into a burst (slots are never in the past). On E113 the whole sender slows down: `penalise`
+pushes TAT forward for everyone.
+
+Each reservation is one conditional write that cannot lose to another container's: while the limiter is
+busy (TAT at or after now) it is an atomic add, `SET tat = tat + span` (every container gets its own
+consecutive span, in the order DynamoDB applies the writes), conditional on the first slot being within
+the caller's wait; when it is idle (TAT before now, absent, or beyond the horizon) it is
+`SET tat = now + span`, conditional on the item still being idle, and a container that loses that one race
+(or whose cached TAT was stale) adds instead. A refused conditional write costs a write unit as much as a
+granted one, and the item takes at most 1,000 a second (docs/scale.md): so no write is made to be lost.
 
 A container that works faster than one call per interval takes up to `want` consecutive slots in one write
 (the records its batch still has to send), so the limiter costs one conditional write per few calls. One
@@ -141,51 +149,81 @@ class SharedLimiter:
             tat = self._tat
             if tat is not None and tat - now > HORIZON_S:
                 tat = now
-            slot = next_slot(tat, now, self.rate_per_s, count)
-            if slot.start - now > max_wait_s:
+            if next_slot(tat, now, self.rate_per_s, count).start - now > max_wait_s:
                 self._tat = None  # read afresh next time: others may have moved on
                 return False
-            if self._compare_and_set(self._tat, slot.new_tat):
-                self._tat = slot.new_tat
+            start = self._take(count, now, max_wait_s)
+            if start is not None:
                 self.reservations += 1
-                self._reserved.extend(slot.start + i * self.interval_s for i in range(count))
+                self._reserved.extend(start + i * self.interval_s for i in range(count))
                 return True
             self._sleep(self._random.random() * _CONFLICT_PAUSE_S)
             now = self._clock()
-        return False  # heavy contention: hand the work back rather than spin
+        return False  # the item kept changing under us: hand the work back rather than spin
+
+    def _take(self, count: int, now: float, max_wait_s: float) -> float | None:
+        """One write for `count` consecutive slots: the first slot's start; or None, nothing written, when the
+        item was not as the cache said (its value is learnt: the caller looks again) or its next slot is
+        more than `max_wait_s` away."""
+        span = _micros(count / self.rate_per_s)
+        bounds = {
+            ":now": _micros(now),
+            ":latest": _micros(now + min(max_wait_s, HORIZON_S)),  # the add never reserves beyond it
+            ":horizon": _micros(now + HORIZON_S),
+        }
+        busy = self._tat is not None and now <= self._tat <= now + HORIZON_S
+        for path in ("add", "set") if busy else ("set", "add"):
+            if path == "add":
+                written = self._update(
+                    "SET tat = tat + :span",
+                    "tat >= :now AND tat <= :latest",
+                    {":span": span, ":now": bounds[":now"], ":latest": bounds[":latest"]},
+                    returns_new=True,
+                )
+            else:
+                written = self._update(
+                    "SET tat = :new",
+                    "attribute_not_exists(tat) OR tat < :now OR tat > :horizon",
+                    {":new": bounds[":now"] + span, ":now": bounds[":now"], ":horizon": bounds[":horizon"]},
+                )
+            if written is not None:
+                self._tat = (written if path == "add" else bounds[":now"] + span) / 1_000_000
+                return self._tat - span / 1_000_000
+        return None
 
     def penalise(self, seconds: float) -> None:
         """Hold every invocation's next call back by `seconds` from now (after an E113). Slots this container
-        already holds stay valid: they were the limiter's to give."""
-        for _ in range(_TRIES):
-            target = self._clock() + min(seconds, MAX_PENALTY_S)
-            if self._tat is not None and self._tat >= target:
-                return
-            if self._compare_and_set(self._tat, target):
-                self._tat = target
-                return
+        already holds stay valid: they were the limiter's to give. One write: TAT moves to the target unless
+        it is already later."""
+        target = _micros(self._clock() + min(seconds, MAX_PENALTY_S))
+        if self._tat is not None and _micros(self._tat) >= target:
+            return
+        if self._update(
+            "SET tat = :target", "attribute_not_exists(tat) OR tat < :target", {":target": target}
+        ):
+            self._tat = target / 1_000_000
 
-    def _compare_and_set(self, expected: float | None, new: float) -> bool:
-        """Set TAT to `new` if it is still `expected`; on a conflict, learn the current value."""
-        if expected is None:
-            condition = "attribute_not_exists(tat)"
-            values = {":new": _micros(new)}
-        else:
-            condition = "tat = :expected"
-            values = {":new": _micros(new), ":expected": _micros(expected)}
+    def _update(
+        self, update: str, condition: str, values: dict[str, int], *, returns_new: bool = False
+    ) -> int | None:
+        """The write if its condition holds: TAT afterwards in microseconds (or 1 when it is not asked for);
+        None when the condition failed, having learnt the item's current TAT."""
         try:
-            self._client.update_item(
+            answer = self._client.update_item(
                 TableName=self._table.name,
                 Key=to_dynamo(self._key),
-                UpdateExpression="SET tat = :new",
+                UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=to_dynamo(values),
+                ReturnValues="UPDATED_NEW" if returns_new else "NONE",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return True
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             current: dict[str, Any] = from_dynamo(error.response.get("Item") or {})
             self._tat = int(current["tat"]) / 1_000_000 if "tat" in current else None
-            return False
+            return None
+        if returns_new:
+            return int(from_dynamo(answer["Attributes"])["tat"])
+        return 1
