@@ -190,9 +190,14 @@ class AwsMeter:
             with self._lock:
                 self._tally.calls[(function, name)] += 1
                 self._tally.errors[(function, name, code)] += 1
-            if before is not None:  # a refused write still costs the existing item's size
-                units = sum(write_units(item_size(old)) for (_, _), old in before.items())
-                self._charge_write(function, units * (2 if operation == "TransactWriteItems" else 1), [])
+            if before is not None:  # a refused write still costs the existing item's size, in its partition
+                factor = 2 if operation == "TransactWriteItems" else 1
+                targets = self._targets(operation, params)
+                touched = [
+                    ("table", _partition(key, self._shape(table).keys), factor * write_units(item_size(old)))
+                    for (table, key), old in zip(targets, before.values(), strict=True)
+                ]
+                self._charge_write(function, sum(units for _, _, units in touched), touched)
             raise
         if operation == "ReceiveMessage" and not response.get("Messages"):
             name += " (empty)"  # a poller waiting: Lambda's long polls cost a few a minute, not a message

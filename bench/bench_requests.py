@@ -11,18 +11,8 @@ at a time) while the consumer's mapping is paused; it then takes them in full ba
 does at a busy account's pace, where the cost per message matters.
 A warm-up scenario runs first, so that cold starts (secret reads, client set-up) are not counted.
 
-The floor, each against the invariants in docs/architecture.md (the figures are "billed AWS requests"; the
-API Gateway request and the Lambda invocations are counted apart):
-- a postback: 2 requests in the ingest (S3 PutObject and SQS SendMessage: "durable before ack" needs both
-  before the 200), plus 0.2 by Lambda's poller (one ReceiveMessage and one DeleteMessageBatch a batch of
-  10), plus 0.1 in the consumer (one BatchWriteItem a batch: the keys are deterministic, so a plain put of
-  the same item again is already exactly-once): 2.3;
-- a send request that is accepted: 0.2 by the poller, 1 read of the number's opt-out state (never send to
-  an opted-out number), 3 writes (the claim before the call, without which a crash could send twice; the
-  outcome after it; the outbound record under the tracking id, which the delivery reports join), and 0.1 on
-  the limiter (one write reserves a batch's slots): 4.3. A request refused before any call: 0.2 + 1 (its
-  record);
-- a published event: 0.1 (PutEvents takes ten entries).
+The floor each figure is held to (FLOOR) is the fewest requests that still keep every invariant; docs/cost.md
+("The floor") says which requests and why.
 
 Run: .venv/bin/python -m bench.bench_requests [--per-kind N] [--json]
 """

@@ -52,7 +52,7 @@ BENCHMARKS = [
         "requests",
         "requests per message: AWS calls, units and log bytes per postback kind, send outcome and event",
         ["-m", "bench.bench_requests"],
-        [],
+        ["--per-kind", "10"],
     ),
     (
         "sender",
