@@ -1,32 +1,44 @@
 """The shared limiter: every sender invocation takes its provider call slots from one item in the state table.
 
 It is GCRA (the generic cell rate algorithm): the item holds the *theoretical arrival time* (TAT), the
-earliest moment the next call may start. Taking slots moves TAT on by their span (count / rate) from
-max(TAT, now); the caller waits until its slot, so calls from all containers leave at least 1/rate apart:
-any one-second window holds at most `rate` of them, however many invocations run. Idle time does not
-accumulate into a burst (slots are never in the past). On E113 the whole sender slows down: `penalise`
-pushes TAT forward for everyone.
+earliest moment the next call may start, in whole microseconds. Taking `count` slots moves TAT on by their
+span (count x the interval, 1/rate rounded up to a microsecond) from max(TAT, now); the caller waits until
+its slot, so calls from all containers leave at least 1/rate apart: any one-second window holds at most
+`rate` of them, however many invocations run. Idle time does not accumulate into a burst (slots are never
+in the past). On E113 the whole sender slows down: `penalise` pushes TAT forward for everyone.
 
-Each reservation is one conditional write that cannot lose to another container's: while the limiter is
-busy (TAT at or after now) it is an atomic add, `SET tat = tat + span` (every container gets its own
-consecutive span, in the order DynamoDB applies the writes), conditional on the first slot being within
-the caller's wait; when it is idle (TAT before now, absent, or beyond the horizon) it is
-`SET tat = now + span`, conditional on the item still being idle, and a container that loses that one race
-(or whose cached TAT was stale) adds instead. A refused conditional write costs a write unit as much as a
-granted one, and the item takes at most 1,000 a second (docs/scale.md): so no write is made to be lost.
+A reservation is one conditional UpdateItem, of one of two kinds, chosen from the TAT this container last
+saw:
+- busy (TAT at or after now): `SET tat = tat + span`, conditional on `now <= tat <= latest` (latest: now +
+  the caller's wait), returning the new TAT; the slots are the span before it. An add does not depend on
+  what the container last saw, so another container's reservation cannot make it fail: concurrent
+  containers each get their own consecutive span, in the order DynamoDB applies them. Its condition bounds
+  the first slot by the caller's wait, so it never takes slots nobody will wait for (they would be capacity
+  lost); when the TAT this container last saw is already beyond that, nothing is written and the caller
+  hands its work back (TAT never moves back but for the horizon's reset, so the item's is no nearer).
+- idle (TAT before now, absent, or beyond the horizon, a clock gone wrong): `SET tat = now + span`,
+  conditional on the item still being so; the slots start now.
+A write is refused only when the item was not as last seen (ReturnValuesOnConditionCheckFailure gives its
+TAT, and the container decides again from it, with the same `now`). TAT only moves on, so an item seen busy
+stays busy for that `now`: a reservation takes at most two refused writes, and usually none (a container's
+first, one late for its last slot, one that races another to wake an idle limiter, an item now beyond the
+wait). That matters: a refused conditional write costs a write unit as much as a granted one, and the item
+takes at most 1,000 a second (docs/scale.md). `penalise` is one write too: `SET tat = target` unless TAT is
+already later.
 
 A container that works faster than one call per interval takes up to `want` consecutive slots in one write
-(the records its batch still has to send), so the limiter costs one conditional write per few calls. One
-that needs longer between calls (a slow provider, a slow store) could not use consecutive slots, so it
-takes one at a time. A reserved slot is used only within one interval of its time: a container that fell
-behind gives the missed slots up and reserves anew rather than sending late into someone else's slot.
+(the records its batch still has to send), so the limiter costs one write per few calls. One that needs
+longer between calls (a slow provider, a slow store) could not use consecutive slots, so it takes one at a
+time. A reserved slot is used only up to a quarter interval (at least 25 ms) after its time: a container
+that fell behind gives the missed slots up and reserves anew rather than sending late into someone else's
+slot (after three such misses it sends on the late one).
 
-`next_slot` is pure; `SharedLimiter` is the DynamoDB adapter.
+`next_slot` states the rule in pure form; `SharedLimiter` carries it out on the DynamoDB item.
 """
 
 from __future__ import annotations
 
-import random
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -55,9 +67,8 @@ LATE_FRACTION: Final = 0.25
 # slots' calls in any one second: under L while d < 30 ms.
 _LATE_FLOOR_S: Final = 0.025
 _LATE_TRIES: Final = 3
-_TRIES: Final = 50
+_TRIES: Final = 8  # a reservation needs at most three writes unless clocks disagree by minutes
 _WORK_SAMPLE_MAX_S: Final = 5.0  # longer gaps are idle time between batches, not work
-_CONFLICT_PAUSE_S: Final = 0.005  # up to this, at random, after losing a race: the racers spread out
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ def next_slot(tat: float | None, now: float, rate_per_s: float, count: int = 1) 
 
 
 def _micros(value: float) -> int:
-    """Stored as whole microseconds: exact in DynamoDB and in a float, so compare-and-set compares equals."""
+    """TAT is stored as whole microseconds: exact in DynamoDB and in a float."""
     return round(value * 1_000_000)
 
 
@@ -96,19 +107,24 @@ class SharedLimiter:
         self._table = table
         self._client = table.client
         self.rate_per_s = rate_per_s * HEADROOM
+        if self.rate_per_s <= 0:
+            raise ValueError("rate_per_s must be > 0")
+        # Whole microseconds, rounded up: slots a whole number of them apart are never closer than 1/rate.
+        self._interval_us = math.ceil(1_000_000 / self.rate_per_s)
         self._clock = clock
         self._sleep = sleep
-        self._random = random.Random()  # noqa: S311 - spreading retries, not security  # nosec B311
-        self._tat: float | None = None  # last value seen: usually right, so one write takes a slot
+        # TAT as last seen: never ahead of the item's (TAT only moves on, but for the horizon's reset), and
+        # usually right about whether the limiter is busy, so one write takes the slots.
+        self._tat: float | None = None
         self._reserved: deque[float] = deque()  # this container's slots, not yet used
-        self.reservations = 0  # conditional writes that took slots (for benchmarks and tests)
+        self.reservations = 0  # writes that took slots (for benchmarks and tests)
         self.missed = 0  # reserved slots given up because this container was late for them
         self._work_s: float | None = None  # smoothed time this container spends between two calls
         self._returned_at: float | None = None
 
     @property
     def interval_s(self) -> float:
-        return 1.0 / self.rate_per_s
+        return self._interval_us / 1_000_000
 
     def acquire(self, *, max_wait_s: float, want: int = 1) -> float | None:
         """Wait for this container's next slot, reserving up to `want` more first if it has none left.
@@ -145,51 +161,37 @@ class SharedLimiter:
         return woke - began
 
     def _reserve(self, count: int, now: float, max_wait_s: float) -> bool:
+        """Reserve `count` consecutive slots, the first at most `max_wait_s` after `now`: one write when the
+        cache is right about the item being busy or idle. Every try uses the same `now`, so a refusal can
+        only be the item changing state under us once each way: at most two refused writes, then a slot or
+        a slot too far away."""
+        span = count * self._interval_us
+        now_us = _micros(now)
+        latest = _micros(now + min(max_wait_s, HORIZON_S))  # the first slot the caller would wait for
+        horizon = _micros(now + HORIZON_S)
         for _ in range(_TRIES):
-            tat = self._tat
-            if tat is not None and tat - now > HORIZON_S:
-                tat = now
-            if next_slot(tat, now, self.rate_per_s, count).start - now > max_wait_s:
-                self._tat = None  # read afresh next time: others may have moved on
-                return False
-            start = self._take(count, now, max_wait_s)
-            if start is not None:
-                self.reservations += 1
-                self._reserved.extend(start + i * self.interval_s for i in range(count))
-                return True
-            self._sleep(self._random.random() * _CONFLICT_PAUSE_S)
-            now = self._clock()
-        return False  # the item kept changing under us: hand the work back rather than spin
-
-    def _take(self, count: int, now: float, max_wait_s: float) -> float | None:
-        """One write for `count` consecutive slots: the first slot's start; or None, nothing written, when the
-        item was not as the cache said (its value is learnt: the caller looks again) or its next slot is
-        more than `max_wait_s` away."""
-        span = _micros(count / self.rate_per_s)
-        bounds = {
-            ":now": _micros(now),
-            ":latest": _micros(now + min(max_wait_s, HORIZON_S)),  # the add never reserves beyond it
-            ":horizon": _micros(now + HORIZON_S),
-        }
-        busy = self._tat is not None and now <= self._tat <= now + HORIZON_S
-        for path in ("add", "set") if busy else ("set", "add"):
-            if path == "add":
-                written = self._update(
+            tat = None if self._tat is None else _micros(self._tat)
+            if tat is not None and now_us <= tat <= horizon:  # busy: the next slot is the item's
+                if tat > latest:
+                    return False  # nothing written: the item's TAT never moves back, so it is no nearer
+                new = self._update(
                     "SET tat = tat + :span",
                     "tat >= :now AND tat <= :latest",
-                    {":span": span, ":now": bounds[":now"], ":latest": bounds[":latest"]},
-                    returns_new=True,
+                    {":span": span, ":now": now_us, ":latest": latest},
                 )
-            else:
-                written = self._update(
+            else:  # idle, never used or beyond the horizon: the next slot is now
+                new = self._update(
                     "SET tat = :new",
                     "attribute_not_exists(tat) OR tat < :now OR tat > :horizon",
-                    {":new": bounds[":now"] + span, ":now": bounds[":now"], ":horizon": bounds[":horizon"]},
+                    {":new": now_us + span, ":now": now_us, ":horizon": horizon},
                 )
-            if written is not None:
-                self._tat = (written if path == "add" else bounds[":now"] + span) / 1_000_000
-                return self._tat - span / 1_000_000
-        return None
+            if new is not None:
+                self._tat = new / 1_000_000
+                self.reservations += 1
+                first = new - span
+                self._reserved.extend((first + i * self._interval_us) / 1_000_000 for i in range(count))
+                return True
+        return False  # the item kept changing under us (clocks far apart): hand the work back
 
     def penalise(self, seconds: float) -> None:
         """Hold every invocation's next call back by `seconds` from now (after an E113). Slots this container
@@ -198,16 +200,15 @@ class SharedLimiter:
         target = _micros(self._clock() + min(seconds, MAX_PENALTY_S))
         if self._tat is not None and _micros(self._tat) >= target:
             return
-        if self._update(
+        new = self._update(
             "SET tat = :target", "attribute_not_exists(tat) OR tat < :target", {":target": target}
-        ):
-            self._tat = target / 1_000_000
+        )
+        if new is not None:
+            self._tat = new / 1_000_000
 
-    def _update(
-        self, update: str, condition: str, values: dict[str, int], *, returns_new: bool = False
-    ) -> int | None:
-        """The write if its condition holds: TAT afterwards in microseconds (or 1 when it is not asked for);
-        None when the condition failed, having learnt the item's current TAT."""
+    def _update(self, update: str, condition: str, values: dict[str, int]) -> int | None:
+        """The write if its condition holds: TAT afterwards, in microseconds. None when the condition failed,
+        having learnt the item's current TAT."""
         try:
             answer = self._client.update_item(
                 TableName=self._table.name,
@@ -215,7 +216,7 @@ class SharedLimiter:
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=to_dynamo(values),
-                ReturnValues="UPDATED_NEW" if returns_new else "NONE",
+                ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
@@ -224,6 +225,4 @@ class SharedLimiter:
             current: dict[str, Any] = from_dynamo(error.response.get("Item") or {})
             self._tat = int(current["tat"]) / 1_000_000 if "tat" in current else None
             return None
-        if returns_new:
-            return int(from_dynamo(answer["Attributes"])["tat"])
-        return 1
+        return int(from_dynamo(answer["Attributes"])["tat"])
