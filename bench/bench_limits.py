@@ -6,16 +6,16 @@ baseline measured in the same run on the same local moto.
   conditional UpdateItem on the one item PACE#.../PACE, from 1, 4 and 8 threads (each thread a container
   with its own limiter and client). Counted from the botocore calls: conditional writes that took slots,
   and refused writes (ConditionalCheckFailed: the item was not as the thread's cache said, idle or busy;
-  the limiter then pauses up to 5 ms and tries again). Baseline: unconditional PutItem of distinct items
-  of the same size from the same number of threads. Figures: writes/s, the refused share of attempts,
-  ratio to baseline.
+  the limiter then decides again from the value the refusal returned). Baseline: unconditional PutItem
+  of distinct items of the same size from the same number of threads. Figures: writes/s, the refused
+  share of attempts, ratio to baseline.
 - paced: slots granted per second by limiters configured at 1,000/s (spaced at 97% of it) from 4 and 8
   threads, with want=1 and want=10 (up to ten consecutive slots in one write), and the conditional writes
   (and attempts, lost races included) per granted slot. On DynamoDB one item takes at most 1,000 write
   units a second, and a failed conditional write costs one too, so attempts/slot x calls/s is what a busy
   sender spends on the limiter item and must stay well under 1,000. Baseline: the configured rate x 0.97.
   A write that returns more than 25 ms after its slot loses the slot (the limiter's late floor) and
-  reserves again: the JSON counts those ("missed") and the acquires given up after 50 lost races
+  reserves again: the JSON counts those ("missed") and the acquires that got no slot
   ("handed_back").
 - partition: PutItem of ~1 KB items sharing one partition key (distinct sort keys) against the same items
   under distinct partition keys, 8 threads. moto has no partition throttling; the AWS limit is 1,000 WCU/s
