@@ -61,8 +61,8 @@ PRICES = {
     "metric_month": 0.30,  # custom metric (each name and dimension set), first 10,000
     "alarm_month": 0.10,  # standard-resolution alarm
     "dashboard_month": 3.00,  # beyond the account's first three
-    "secret_month": 0.40,
-    "secret_calls_per_10k": 0.05,
+    "secret_month": 0.40,  # nosec B105 - a price, not a secret
+    "secret_calls_per_10k": 0.05,  # nosec B105 - a price, not a secret
 }
 # A Lambda invocation's own log lines (START, END and REPORT), which its log group ingests: about this many
 # bytes (request id, version, durations, memory).
